@@ -1,0 +1,27 @@
+import type { Writable } from "node:stream";
+
+/**
+ * What a CLI verb gets from the process: its arguments after the verb, the environment, and the two
+ * output streams. Passing these in (instead of reading `process` inside the verbs) lets tests run a
+ * verb in-process and lets the daemon reuse them.
+ */
+export interface CliContext {
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  stdout: Writable;
+  stderr: Writable;
+  cwd: string;
+  /** Fires on SIGTERM/SIGINT; long-running verbs (emulator, run) stop cleanly when it aborts. */
+  signal: AbortSignal;
+}
+
+/** Exit codes shared by every verb (README, "CLI and exit codes"). */
+export const ExitCode = {
+  ok: 0,
+  error: 1,
+  changesPending: 2,
+  unsafe: 3,
+} as const;
+
+/** A verb: resolves to the process exit code. */
+export type Command = (ctx: CliContext) => Promise<number>;

@@ -1,0 +1,44 @@
+import type { Secret } from "../secret.js";
+
+/**
+ * What a sink stores for one client. `client_secret` stays wrapped until the sink's own write
+ * unwraps it; everything else is safe to log.
+ */
+export interface SecretRecord {
+  account_id: string;
+  client_id: string;
+  client_name: string;
+  client_secret: Secret;
+  /** ISO time the secret was minted: the age a rotation is measured from. */
+  issued_at: string;
+}
+
+/** Where in a sink a record lives: the account and the entry's `secret.key`. */
+export interface SinkAddress {
+  account_id: string;
+  key: string;
+}
+
+/** A record read back from a sink. */
+export interface StoredRecord extends SecretRecord {
+  /** Sink-specific version (file mtime+hash, Vault version, resourceVersion) for check-and-set. */
+  version: string | null;
+}
+
+/**
+ * One destination for client secrets. Small on purpose (DESIGN.md, "Small interfaces"): the
+ * applier and the rotator need only these four operations, and each sink is tested against real
+ * files or programs through this interface alone.
+ */
+export interface SecretSink {
+  /** The sink's `type` from the config: `file`, `exec`, `vault`, `kubernetes`. */
+  readonly type: string;
+  /** Fails (SinkError) when a write would fail, before anything is minted (preflight). */
+  checkWritable(address: SinkAddress): Promise<void>;
+  /** Writes the record; `expectedVersion` enables check-and-set where the sink supports it. */
+  write(address: SinkAddress, record: SecretRecord, expectedVersion?: string | null): Promise<{ version: string | null }>;
+  /** Reads the record back; null when there is none. */
+  read(address: SinkAddress): Promise<StoredRecord | null>;
+  /** Where the record lives, for plans, logs and the demo: never the value. */
+  describe(address: SinkAddress): string;
+}

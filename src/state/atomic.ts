@@ -1,0 +1,52 @@
+import { mkdir, open, rename, rm } from "node:fs/promises";
+import { dirname, basename, join } from "node:path";
+import { randomBytes } from "node:crypto";
+
+export interface AtomicWriteOptions {
+  /** File mode of the result, e.g. 0o600 for anything that holds a secret. */
+  mode?: number;
+  /** Mode for directories created on the way. */
+  dirMode?: number;
+}
+
+/**
+ * Writes a file so that a reader (or a crash) sees either the old content or the new, never a torn
+ * one: write a temp file in the same directory, fsync it, rename it over the target, fsync the
+ * directory so the rename itself survives a power loss.
+ */
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  options: AtomicWriteOptions = {},
+): Promise<void> {
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true, mode: options.dirMode ?? 0o700 });
+  const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
+  const handle = await open(temp, "wx", options.mode ?? 0o644);
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } catch (error) {
+    await handle.close().catch(() => undefined);
+    await rm(temp, { force: true });
+    throw error;
+  }
+  await handle.close();
+  try {
+    await rename(temp, path);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+  await syncDirectory(dir);
+}
+
+/** fsync a directory so a rename or create inside it is durable. */
+export async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
