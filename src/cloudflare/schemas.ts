@@ -144,3 +144,9 @@ export interface CreateClientBody {
 export type UpdateClientBody = {
   [K in keyof CreateClientBody]?: CreateClientBody[K] | null;
 } & { visibility?: "public" };
+
+/** `result` of `GET /accounts/{account_id}/oauth_clients`: one page, the whole list (API-NOTES.md). */
+export const liveClientListSchema = z.array(liveClientSchema);
+
+/** `result` of `GET /oauth/scopes`. */
+export const scopeListSchema = z.array(scopeSchema);

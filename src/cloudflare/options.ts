@@ -1,0 +1,111 @@
+import { GitOpsError } from "../errors.js";
+import type { Logger } from "../log.js";
+import { Secret } from "../secret.js";
+import type { RateBudgetOptions } from "./rate-budget.js";
+
+/**
+ * How the API client is built. Credentials come from the environment only (`clientOptionsFromEnv`):
+ * there is deliberately no command-line option for a token anywhere, because argv is visible to every
+ * user of the machine and lands in shell history.
+ */
+
+/** The public Cloudflare API (API-NOTES.md, "Endpoints"). */
+export const DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4";
+
+/** An API token (preferred: it can be scoped to "OAuth Client Read" for plan-only jobs) or a global key. */
+export type Credentials = { kind: "token"; token: Secret } | { kind: "key"; email: string; key: Secret };
+
+/** Exponential backoff with full jitter: `random() * min(capMs, baseMs * 2^(retry-1))`. */
+export interface BackoffOptions {
+  baseMs?: number;
+  capMs?: number;
+}
+
+export interface ClientOptions {
+  /** e.g. `https://api.cloudflare.com/client/v4`, or the emulator's `http://127.0.0.1:PORT/client/v4`. */
+  baseUrl: string;
+  credentials: Credentials;
+  /** Per attempt: from sending the request to reading the whole body. Default 30 s. */
+  timeoutMs?: number;
+  /** Attempts per call, the first included. Default 4. */
+  maxAttempts?: number;
+  /** Give up retrying once this much time has passed since the call started. Default 60 s. */
+  maxRetryTimeMs?: number;
+  backoff?: BackoffOptions;
+  /** A pino logger; the client logs through its child `{component: "cloudflare"}`. */
+  logger?: Logger;
+  /** Local pacing against the server's Ratelimit headers; on unless `enabled: false`. */
+  rateBudget?: RateBudgetOptions;
+  /** Source of jitter in [0, 1). Injectable so tests can pin it. */
+  random?: () => number;
+  /** Waits `ms`, rejecting when `signal` aborts. Injectable; the client also races it with the signal. */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Clock in epoch ms, for the rate budget and the total-time bound. */
+  now?: () => number;
+  /** Keep-alive connections per origin. Default 8. */
+  connections?: number;
+  userAgent?: string;
+}
+
+export const DEFAULT_TIMEOUT_MS = 30_000;
+export const DEFAULT_MAX_ATTEMPTS = 4;
+export const DEFAULT_MAX_RETRY_TIME_MS = 60_000;
+export const DEFAULT_BACKOFF_BASE_MS = 500;
+export const DEFAULT_BACKOFF_CAP_MS = 8_000;
+
+/**
+ * Builds client options from the variables the official SDK reads (API-NOTES.md, "Envelope and
+ * auth"): `CLOUDFLARE_BASE_URL`, `CLOUDFLARE_API_TOKEN`, or `CLOUDFLARE_EMAIL` + `CLOUDFLARE_API_KEY`.
+ * A token wins when both kinds are set. Missing credentials fail with `E_NO_CREDENTIALS` naming the
+ * variables, an unusable base URL with `E_BAD_BASE_URL`.
+ */
+export function clientOptionsFromEnv(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  overrides: Partial<Omit<ClientOptions, "credentials" | "baseUrl">> = {},
+): ClientOptions {
+  return { ...overrides, baseUrl: baseUrlFromEnv(env), credentials: credentialsFromEnv(env) };
+}
+
+function baseUrlFromEnv(env: Readonly<Record<string, string | undefined>>): string {
+  const raw = nonEmpty(env["CLOUDFLARE_BASE_URL"]) ?? DEFAULT_BASE_URL;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new GitOpsError("E_BAD_BASE_URL", `CLOUDFLARE_BASE_URL is not a URL: ${raw}`);
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") {
+    throw new GitOpsError("E_BAD_BASE_URL", `CLOUDFLARE_BASE_URL must be http(s): ${raw}`);
+  }
+  if (url.username || url.password) {
+    throw new GitOpsError("E_BAD_BASE_URL", "CLOUDFLARE_BASE_URL must not carry credentials");
+  }
+  return raw.replace(/\/+$/, "");
+}
+
+function credentialsFromEnv(env: Readonly<Record<string, string | undefined>>): Credentials {
+  const token = nonEmpty(env["CLOUDFLARE_API_TOKEN"]);
+  if (token) return { kind: "token", token: new Secret(token) };
+  const email = nonEmpty(env["CLOUDFLARE_EMAIL"]);
+  const key = nonEmpty(env["CLOUDFLARE_API_KEY"]);
+  if (email && key) return { kind: "key", email, key: new Secret(key) };
+  const missing = email ? "CLOUDFLARE_API_KEY" : key ? "CLOUDFLARE_EMAIL" : null;
+  throw new GitOpsError(
+    "E_NO_CREDENTIALS",
+    missing
+      ? `Cloudflare credentials incomplete: ${missing} is not set (set CLOUDFLARE_API_TOKEN, or both CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)`
+      : "no Cloudflare credentials: set CLOUDFLARE_API_TOKEN (or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY) in the environment",
+    { context: { missing: missing ?? "CLOUDFLARE_API_TOKEN" } },
+  );
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  const trimmed = value?.trim();
+  return trimmed ? trimmed : undefined;
+}
+
+/** The auth headers for one request. Reveals the secret only into the outgoing header map. */
+export function authHeaders(credentials: Credentials): Record<string, string> {
+  if (credentials.kind === "token") return { authorization: `Bearer ${credentials.token.reveal()}` };
+  return { "x-auth-email": credentials.email, "x-auth-key": credentials.key.reveal() };
+}
