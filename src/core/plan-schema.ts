@@ -1,0 +1,171 @@
+import { z } from "zod";
+import {
+  GRANT_TYPES,
+  RESPONSE_TYPES,
+  TOKEN_ENDPOINT_AUTH_METHODS,
+  WRITABLE_FIELDS,
+} from "../cloudflare/schemas.js";
+import { GitOpsError } from "../errors.js";
+import { PLAN_VERSION, type Plan } from "./plan-types.js";
+
+/**
+ * The schema of a saved plan (`plan --out FILE`, `apply --plan FILE`). A reviewed plan is read back from
+ * disk, so it is validated like any other input: a hand-edited or truncated file fails with the path of
+ * the bad field instead of half-applying. Checksum freshness is a separate step (`verifyPlanFresh`).
+ */
+
+const sourceSchema = z.object({ file: z.string(), line: z.number(), col: z.number(), path: z.string() });
+const secretTargetSchema = z.object({ sink: z.string(), key: z.string() });
+
+const createBodySchema = z.object({
+  client_name: z.string(),
+  redirect_uris: z.array(z.string()),
+  grant_types: z.array(z.enum(GRANT_TYPES)),
+  response_types: z.array(z.enum(RESPONSE_TYPES)),
+  scopes: z.array(z.string()),
+  token_endpoint_auth_method: z.enum(TOKEN_ENDPOINT_AUTH_METHODS),
+  optional_scopes: z.array(z.string()).optional(),
+  client_uri: z.string().optional(),
+  logo_uri: z.string().optional(),
+  policy_uri: z.string().optional(),
+  tos_uri: z.string().optional(),
+  allowed_cors_origins: z.array(z.string()).optional(),
+  post_logout_redirect_uris: z.array(z.string()).optional(),
+});
+
+const updateBodySchema = z.object({
+  client_name: z.string().nullable().optional(),
+  redirect_uris: z.array(z.string()).nullable().optional(),
+  grant_types: z.array(z.enum(GRANT_TYPES)).nullable().optional(),
+  response_types: z.array(z.enum(RESPONSE_TYPES)).nullable().optional(),
+  scopes: z.array(z.string()).nullable().optional(),
+  token_endpoint_auth_method: z.enum(TOKEN_ENDPOINT_AUTH_METHODS).nullable().optional(),
+  optional_scopes: z.array(z.string()).nullable().optional(),
+  client_uri: z.string().nullable().optional(),
+  logo_uri: z.string().nullable().optional(),
+  policy_uri: z.string().nullable().optional(),
+  tos_uri: z.string().nullable().optional(),
+  allowed_cors_origins: z.array(z.string()).nullable().optional(),
+  post_logout_redirect_uris: z.array(z.string()).nullable().optional(),
+  visibility: z.literal("public").optional(),
+});
+
+const changeSchema = z.discriminatedUnion("kind", [
+  z.object({
+    kind: z.literal("create"),
+    account_id: z.string(),
+    client_name: z.string(),
+    body: createBodySchema,
+    secret: secretTargetSchema.nullable(),
+    source: sourceSchema,
+  }),
+  z.object({
+    kind: z.literal("update"),
+    account_id: z.string(),
+    client_id: z.string(),
+    client_name: z.string(),
+    updated_at: z.string().nullable(),
+    fields: z.array(
+      z.object({ field: z.enum([...WRITABLE_FIELDS, "visibility"]), old: z.unknown(), new: z.unknown() }),
+    ),
+    body: updateBodySchema,
+    source: sourceSchema,
+  }),
+  z.object({
+    kind: z.literal("delete"),
+    account_id: z.string(),
+    client_id: z.string(),
+    client_name: z.string(),
+    updated_at: z.string().nullable(),
+    reason: z.enum(["ensure-absent", "prune-owned", "prune-all"]),
+    source: sourceSchema.optional(),
+  }),
+]);
+
+const itemSchema = z.object({
+  code: z.enum([
+    "pinned-not-found",
+    "duplicate-live-name",
+    "duplicate-inventory-name",
+    "duplicate-desired",
+    "already-claimed",
+    "missing-required",
+    "needs-replacement",
+    "visibility-downgrade",
+    "visibility-pending",
+    "orphaned",
+    "unmanaged",
+    "not-owned",
+    "ignored",
+    "live-not-read",
+  ]),
+  account_id: z.string(),
+  client_name: z.string(),
+  client_id: z.string().optional(),
+  reason: z.string(),
+  source: sourceSchema.optional(),
+});
+
+const clientRefSchema = z.object({ account_id: z.string(), client_id: z.string(), client_name: z.string() });
+const count = z.number().int().min(0);
+
+/** The whole saved plan. Unknown keys are dropped. */
+export const planSchema = z.object({
+  version: z.literal(PLAN_VERSION),
+  changes: z.array(changeSchema),
+  conflicts: z.array(itemSchema),
+  pending: z.array(itemSchema),
+  orphaned: z.array(itemSchema),
+  unmanaged: z.array(itemSchema),
+  skipped: z.array(itemSchema),
+  adoptions: z.array(clientRefSchema),
+  stale_inventory: z.array(clientRefSchema),
+  rotations: z.array(clientRefSchema.extend({ due_at: z.string(), phase: z.enum(["rotate", "delete-old"]) })),
+  safety: z.object({
+    ok: z.boolean(),
+    violations: z.array(
+      z.object({
+        rule: z.enum(["max-deletes", "max-change-percent", "empty-desired"]),
+        message: z.string(),
+        account_id: z.string().optional(),
+        count: z.number(),
+        limit: z.number(),
+        overridden: z.boolean(),
+      }),
+    ),
+  }),
+  summary: z.object({
+    create: count,
+    update: count,
+    delete: count,
+    conflicts: count,
+    pending: count,
+    orphaned: count,
+    unmanaged: count,
+    skipped: count,
+    adoptions: count,
+    stale_inventory: count,
+    rotations: count,
+  }),
+  checksum: z.string().regex(/^sha256:[0-9a-f]{64}$/),
+});
+
+// Compile-time guard: the schema's output must be assignable to the hand-written Plan type.
+const _planSchemaMatchesType: z.ZodType<Plan> = planSchema;
+
+/** Validates a parsed JSON value as a saved plan; throws `E_PLAN_INVALID` naming every bad path. */
+export function parsePlan(value: unknown, origin = "plan"): Plan {
+  const parsed = planSchema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues
+    .slice(0, 10)
+    .map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`)
+    .join("; ");
+  throw new GitOpsError(
+    "E_PLAN_INVALID",
+    `${origin}: not a valid version ${PLAN_VERSION} plan: ${problems}`,
+    {
+      context: { origin },
+    },
+  );
+}

@@ -1,0 +1,106 @@
+import type { SafetyPolicy } from "./model.js";
+import type { SafetyVerdict, SafetyViolation } from "./plan-types.js";
+
+/**
+ * Safety valves, after octoDNS's `TooMuchChange`: a plan that would change too much is refused unless
+ * the operator passes `--force`, and the message carries the numbers so the operator can judge.
+ *
+ * - `max-deletes`: more than `max_deletes` deletes in the whole run.
+ * - `max-change-percent`: in an account with at least `min_clients_for_percent` live clients, more
+ *   than `max_change_percent` % of them updated or deleted (creates do not count: they touch nothing).
+ * - `empty-desired`: an account with zero present entries would lose clients to pruning and
+ *   `allow_empty` is off (an emptied or deleted desired file must not wipe an account). Explicit
+ *   `ensure: absent` deletes do not count here: they cannot come from an accidentally emptied file.
+ *
+ * With `force` the verdict is ok but every violation is still listed, marked `overridden`.
+ */
+
+/** What one account contributes to the verdict. */
+export interface AccountTally {
+  account_id: string;
+  /** Live clients in the account before the plan. */
+  live: number;
+  updates: number;
+  deletes: number;
+  /** Deletes caused by pruning (not by `ensure: absent`). */
+  prune_deletes: number;
+  /** Desired entries with `ensure: present`. */
+  present: number;
+}
+
+/** Judges the planned changes against the policy. Pure; violations in a stable order. */
+export function evaluateSafety(
+  tallies: readonly AccountTally[],
+  policy: SafetyPolicy,
+  force: boolean,
+): SafetyVerdict {
+  const violations: SafetyViolation[] = [];
+  const totalDeletes = tallies.reduce((n, t) => n + t.deletes, 0);
+  if (totalDeletes > policy.max_deletes) {
+    violations.push({
+      rule: "max-deletes",
+      message: `${totalDeletes} ${totalDeletes === 1 ? "client" : "clients"} would be deleted in this run; the limit is ${policy.max_deletes}; use --force to apply anyway`,
+      count: totalDeletes,
+      limit: policy.max_deletes,
+      overridden: force,
+    });
+  }
+  for (const t of [...tallies].sort((a, b) => cmp(a.account_id, b.account_id))) {
+    const percent = percentViolation(t, policy, force);
+    if (percent) violations.push(percent);
+    const empty = emptyViolation(t, policy, force);
+    if (empty) violations.push(empty);
+  }
+  return { ok: force || violations.length === 0, violations };
+}
+
+function percentViolation(
+  t: AccountTally,
+  policy: SafetyPolicy,
+  force: boolean,
+): SafetyViolation | undefined {
+  const changed = t.updates + t.deletes;
+  if (t.live < policy.min_clients_for_percent || t.live === 0) return undefined;
+  if (changed * 100 <= policy.max_change_percent * t.live) return undefined;
+  return {
+    rule: "max-change-percent",
+    account_id: t.account_id,
+    message:
+      `account ${shortId(t.account_id)}: ${changed} of ${t.live} clients (${formatPercent(changed, t.live)}) would change; ` +
+      `the limit is ${policy.max_change_percent}% once an account has ${policy.min_clients_for_percent} or more; ` +
+      `use --force to apply anyway`,
+    count: changed,
+    limit: policy.max_change_percent,
+    overridden: force,
+  };
+}
+
+function emptyViolation(t: AccountTally, policy: SafetyPolicy, force: boolean): SafetyViolation | undefined {
+  if (policy.allow_empty || t.present > 0 || t.prune_deletes === 0) return undefined;
+  return {
+    rule: "empty-desired",
+    account_id: t.account_id,
+    message:
+      `account ${shortId(t.account_id)}: the desired set is empty (no present clients) and ${t.prune_deletes} ` +
+      `${t.prune_deletes === 1 ? "client" : "clients"} would be pruned; set safety.allow_empty to allow it, ` +
+      `or use --force to apply anyway`,
+    count: t.prune_deletes,
+    limit: 0,
+    overridden: force,
+  };
+}
+
+/** `60%`, or one decimal when rounding would hide that the limit is exceeded (`30.4%`). */
+function formatPercent(part: number, whole: number): string {
+  const exact = (part * 100) / whole;
+  return Number.isInteger(exact) ? `${exact}%` : `${exact.toFixed(1)}%`;
+}
+
+/** The first 8 characters of an id and an ellipsis: enough to tell accounts apart in a message. */
+export function shortId(id: string): string {
+  return id.length > 9 ? `${id.slice(0, 8)}…` : id;
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
