@@ -1,0 +1,176 @@
+import { dirname, resolve } from "node:path";
+import type { Policy } from "../core/model.js";
+import { ConfigError, type ConfigIssue, GitOpsError } from "../errors.js";
+import { formatDuration, parseDuration, tryParseDuration } from "./duration.js";
+import { fromZodIssues, isRecord, issueAt, locate, sortIssues, type YamlContext } from "./issues.js";
+import { displayPath } from "./paths.js";
+import { type ConfigOutput, configSchema } from "./schema.js";
+import type { ReconcilerConfig, SinkConfig } from "./types.js";
+import { parseYamlFile, readSourceFile, toPlainData } from "./yaml-source.js";
+
+/**
+ * Loading the reconciler's config file (`cf-oauth-gitops.yaml`): strict (an unknown key is an error
+ * with a "did you mean"), every problem located, and the result fully resolved (absolute paths,
+ * seconds, defaults) so nothing downstream re-interprets the YAML.
+ */
+
+/** The config file looked for in the working directory when `-c` is not given. */
+export const DEFAULT_CONFIG_FILE = "cf-oauth-gitops.yaml";
+
+export interface LoadConfigOptions {
+  /** Base for a relative `path` and for how files are named in messages; `process.cwd()` by default. */
+  cwd?: string;
+}
+
+/**
+ * Loads and validates the config file. Throws `ConfigError` (every problem, located) or a
+ * `GitOpsError` with code `E_CONFIG_NOT_FOUND`. Does not touch the desired-state path: that is
+ * `loadDesiredState`'s job (with a git source it may not exist yet).
+ */
+export async function loadConfig(path: string, options: LoadConfigOptions = {}): Promise<ReconcilerConfig> {
+  const cwd = options.cwd ?? process.cwd();
+  const absolute = resolve(cwd, path);
+  const file = displayPath(cwd, absolute);
+  const read = await readSourceFile(absolute, file);
+  if (read.issue?.code === "E_NOT_FOUND") {
+    throw new GitOpsError("E_CONFIG_NOT_FOUND", `config file not found: ${file} (pass -c FILE)`, {
+      context: { file },
+    });
+  }
+  if (read.issue) throw new ConfigError([read.issue]);
+  const ctx = parseSingleDocument(read.text, file);
+  const plain = toPlainData(ctx);
+  if (plain.issue) throw new ConfigError([plain.issue]);
+  if (!isRecord(plain.data)) {
+    throw new ConfigError([issueAt(ctx, [], "E_TYPE", "the config file is a mapping of settings, e.g. `desired: ./desired`")]);
+  }
+  const result = configSchema.safeParse(plain.data);
+  const issues = result.success
+    ? []
+    : fromZodIssues(result.error.issues, { yaml: ctx, schema: configSchema, data: plain.data, basePath: [] });
+  issues.push(...checkConfig(plain.data, ctx));
+  if (issues.length > 0) throw new ConfigError(sortIssues(issues, [file]));
+  return buildConfig(result.data as ConfigOutput, { absolute, cwd, ctx });
+}
+
+function parseSingleDocument(text: string, file: string): YamlContext {
+  const parsed = parseYamlFile(text, file);
+  if (parsed.errors.length > 0) throw new ConfigError(parsed.errors);
+  const [first, second] = parsed.documents;
+  if (first === undefined) {
+    throw new ConfigError([
+      { file, line: 1, col: 1, path: "", code: "E_EMPTY_FILE", message: "config file is empty; it needs at least `desired:`" },
+    ]);
+  }
+  if (second !== undefined) {
+    throw new ConfigError([
+      issueAt(second, [], "E_MULTIPLE_DOCUMENTS", "the config file holds one YAML document; remove the `---` and what follows"),
+    ]);
+  }
+  return first;
+}
+
+/** Rules across fields; they read the raw data so they report even when the schema found other problems. */
+function checkConfig(data: Record<string, unknown>, ctx: YamlContext): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const rotation = isRecord(data.rotation) ? data.rotation : {};
+  const duration = (value: unknown, fallback: string) =>
+    value === undefined ? tryParseDuration(fallback) : typeof value === "string" ? tryParseDuration(value) : undefined;
+  const every = duration(rotation.every, "90d");
+  const grace = duration(rotation.grace, "24h");
+  if (every !== undefined && grace !== undefined && grace >= every) {
+    issues.push(
+      issueAt(
+        ctx,
+        rotation.grace === undefined ? ["rotation", "every"] : ["rotation", "grace"],
+        "E_BAD_ROTATION",
+        `rotation grace (${formatDuration(grace)}) must be shorter than rotation every (${formatDuration(every)})`,
+      ),
+    );
+  }
+  const webhook = data.webhook;
+  if (isRecord(webhook) && webhook.secret_env === undefined && webhook.secret_file === undefined) {
+    issues.push(
+      issueAt(ctx, ["webhook"], "E_REQUIRED", "a webhook needs `secret_env` or `secret_file`: unsigned webhooks are refused"),
+    );
+  }
+  return issues;
+}
+
+interface BuildContext {
+  absolute: string;
+  cwd: string;
+  ctx: YamlContext;
+}
+
+/** Copies `value` without its undefined keys, so the resolved config prints cleanly. */
+function compact<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}
+
+function buildConfig(out: ConfigOutput, { absolute, cwd, ctx }: BuildContext): ReconcilerConfig {
+  const dir = dirname(absolute);
+  const at = (path: string) => resolve(dir, path);
+  const atOptional = (path: string | undefined) => (path === undefined ? undefined : at(path));
+  const sinks: Record<string, SinkConfig> = {};
+  for (const [name, sink] of Object.entries(out.sinks)) sinks[name] = resolveSink(sink, at, atOptional);
+  const { line, col } = locate(ctx, ["desired"]);
+  return compact<ReconcilerConfig>({
+    config_file: absolute,
+    display_root: cwd,
+    desired: at(out.desired),
+    desired_location: { file: ctx.file, line, col, path: "desired" },
+    account_id: out.account_id,
+    state_dir: at(out.state_dir),
+    prune: out.prune,
+    ignore: out.ignore,
+    safety: out.safety,
+    sinks,
+    rotation: {
+      every: parseDuration(out.rotation.every),
+      grace: parseDuration(out.rotation.grace),
+      schedule: out.rotation.schedule,
+      timezone: out.rotation.timezone,
+      max_concurrent: out.rotation.max_concurrent,
+    },
+    interval: parseDuration(out.interval),
+    source: out.source && {
+      git: {
+        url: out.source.git.url,
+        branch: out.source.git.branch,
+        path: out.source.git.path,
+        interval: parseDuration(out.source.git.interval),
+      },
+    },
+    server: { address: out.server.address },
+    webhook: out.webhook && compact({ secret_env: out.webhook.secret_env, secret_file: atOptional(out.webhook.secret_file) }),
+  });
+}
+
+function resolveSink(
+  sink: ConfigOutput["sinks"][string],
+  at: (path: string) => string,
+  atOptional: (path: string | undefined) => string | undefined,
+): SinkConfig {
+  switch (sink.type) {
+    case "file":
+      return compact({ ...sink, dir: at(sink.dir), age_identity_file: atOptional(sink.age_identity_file) });
+    case "exec": {
+      const { timeout, ...rest } = sink;
+      return compact({ ...rest, timeout_seconds: parseDuration(timeout) });
+    }
+    case "vault":
+      return compact({
+        ...sink,
+        token_file: atOptional(sink.token_file),
+        kubernetes_token_file: atOptional(sink.kubernetes_token_file),
+      });
+    case "kubernetes":
+      return compact({ ...sink, token_file: atOptional(sink.token_file), ca_file: atOptional(sink.ca_file) });
+  }
+}
+
+/** The parts of the config the pure planning core needs (src/core/model.ts `Policy`). */
+export function policyFromConfig(config: ReconcilerConfig): Policy {
+  return { prune: config.prune, ignore: [...config.ignore], safety: { ...config.safety } };
+}

@@ -1,0 +1,462 @@
+import cron from "node-cron";
+import { z } from "zod";
+import {
+  GRANT_TYPES,
+  REQUIRED_FIELDS,
+  RESPONSE_TYPES,
+  TOKEN_ENDPOINT_AUTH_METHODS,
+  VISIBILITIES,
+} from "../cloudflare/schemas.js";
+import { DURATION_PATTERN, describeBadDuration, tryParseDuration } from "./duration.js";
+import { httpUrlProblem, originProblem, redirectUriProblem, showUrl } from "./urls.js";
+
+/**
+ * The zod schemas of the two kinds of file the user writes. Each schema is the single source for
+ * validation (through `src/config/issues.ts`, which turns zod issues into located `ConfigIssue`s) and
+ * for the JSON Schema that editors use (`cf-oauth-gitops schema`). Checks that zod cannot express in
+ * JSON Schema are mirrored with `.meta()` keywords (`pattern`, `contains`, `if`/`then`/`else`), so an
+ * editor flags most mistakes as they are typed.
+ *
+ * Rules that relate several entries or several files (duplicate names, sinks that exist) live in
+ * `rules.ts`; they need the config and the other files.
+ */
+
+/** Schemas whose every failure, type errors included, is reported with a fixed code. */
+export const fixedIssueCodes = z.registry<{ code: string }>();
+
+interface Problem {
+  code: string;
+  message: string;
+}
+
+/** Adds a custom check whose failure carries a stable code (read back in `issues.ts`). */
+function withCheck<S extends z.ZodType>(schema: S, check: (value: z.output<S>) => Problem | undefined): S {
+  return schema.superRefine((value, ctx) => {
+    const problem = check(value);
+    if (problem) ctx.addIssue({ code: "custom", message: problem.message, params: { code: problem.code } });
+  }) as S;
+}
+
+function patternCheck(re: RegExp, code: string, describe: (value: string) => string) {
+  return (value: string): Problem | undefined => (re.test(value) ? undefined : { code, message: describe(value) });
+}
+
+/** Echo a user value in a message without letting a pasted blob flood the output. */
+function show(value: string): string {
+  return value.length > 60 ? `${value.slice(0, 60)}...` : value;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Shared scalar schemas
+
+function durationString(minimumSeconds: number) {
+  const schema = withCheck(z.string(), (value) => {
+    const seconds = tryParseDuration(value);
+    if (seconds === undefined) return { code: "E_BAD_DURATION", message: describeBadDuration(value) };
+    if (seconds < minimumSeconds) return { code: "E_BAD_DURATION", message: `\`${value}\` is too short: at least 1s` };
+    return undefined;
+  }).meta({
+    pattern: DURATION_PATTERN,
+    description: "A duration: whole numbers with units d, h, m, s, largest first (`30s`, `10m`, `24h`, `90d`, `1h30m`).",
+  });
+  fixedIssueCodes.add(schema, { code: "E_BAD_DURATION" });
+  return schema;
+}
+
+/** `0s` allowed (a grace of zero). */
+export const durationSchema = durationString(0);
+/** Intervals, timeouts and rotation periods: at least one second. */
+export const positiveDurationSchema = durationString(1);
+
+const ACCOUNT_ID_RE = /^[0-9a-fA-F]{32}$/;
+export const accountIdSchema = withCheck(
+  z.string(),
+  patternCheck(ACCOUNT_ID_RE, "E_BAD_ACCOUNT_ID", (v) => `\`${show(v)}\` is not an account id (32 hex characters)`),
+).meta({ pattern: ACCOUNT_ID_RE.source, description: "Cloudflare account id: 32 hex characters." });
+
+const SINK_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
+const sinkNameSchema = withCheck(
+  z.string(),
+  patternCheck(
+    SINK_NAME_RE,
+    "E_BAD_SINK_NAME",
+    (v) => `\`${show(v)}\` is not a sink name (letters, digits, \`-\`, \`_\`)`,
+  ),
+).meta({ pattern: SINK_NAME_RE.source });
+
+const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const envNameSchema = withCheck(
+  z.string(),
+  patternCheck(ENV_NAME_RE, "E_BAD_ENV_NAME", (v) => `\`${show(v)}\` is not an environment variable name`),
+).meta({ pattern: ENV_NAME_RE.source, description: "Name of an environment variable (never the value itself)." });
+
+const nonEmpty = z.string().min(1);
+
+function urlSchema(problemOf: (value: string) => string | undefined, description: string, format?: string) {
+  return withCheck(z.string(), (value) => {
+    const problem = problemOf(value);
+    return problem ? { code: "E_BAD_URL", message: `\`${showUrl(value)}\` ${problem}` } : undefined;
+  }).meta(format ? { format, description } : { description });
+}
+
+const httpUrl = (description: string) => urlSchema(httpUrlProblem, description, "uri");
+
+// ---------------------------------------------------------------------------------------------------
+// Desired-state files
+
+/** Protocol scopes that cannot be optional (API-NOTES.md, Scopes). */
+export const NON_OPTIONAL_SCOPES = ["openid", "offline", "offline_access"] as const;
+
+function scopeProblem(value: string): Problem | undefined {
+  if (value.length === 0) return { code: "E_BAD_SCOPE", message: "a scope cannot be empty" };
+  if (value.includes(":")) {
+    return {
+      code: "E_COLON_SCOPE",
+      message: `scope \`${show(value)}\` is colon-delimited; the API accepts dot-delimited scopes such as \`account-settings.read\``,
+    };
+  }
+  if (/\s/.test(value)) {
+    return { code: "E_BAD_SCOPE", message: `scope \`${show(value)}\` contains spaces: list one scope per item` };
+  }
+  return undefined;
+}
+
+const SCOPE_PATTERN = "^[^:\\s]+$";
+
+const scopeSchema = withCheck(z.string(), scopeProblem).meta({ pattern: SCOPE_PATTERN });
+
+const optionalScopeSchema = withCheck(z.string(), (value) => {
+  if ((NON_OPTIONAL_SCOPES as readonly string[]).includes(value)) {
+    return {
+      code: "E_PROTOCOL_SCOPE_OPTIONAL",
+      message: `\`${value}\` is a protocol scope and cannot be optional (openid, offline and offline_access never are)`,
+    };
+  }
+  return scopeProblem(value);
+}).meta({ pattern: SCOPE_PATTERN, not: { enum: [...NON_OPTIONAL_SCOPES] } });
+
+const clientNameSchema = withCheck(z.string(), (value) => {
+  if (value.trim().length === 0) return { code: "E_EMPTY_NAME", message: "client_name cannot be empty" };
+  if (value.trim() !== value) {
+    return { code: "E_BAD_NAME", message: "client_name has leading or trailing spaces (the plan would never settle)" };
+  }
+  return undefined;
+}).meta({ minLength: 1, description: "Human-readable name; unique within the account (it is how clients are matched)." });
+
+const CLIENT_ID_RE = /^[A-Za-z0-9_-]{1,128}$/;
+const clientIdSchema = withCheck(
+  z.string(),
+  patternCheck(CLIENT_ID_RE, "E_BAD_CLIENT_ID", (v) => `\`${show(v)}\` is not a client id`),
+).meta({
+  pattern: CLIENT_ID_RE.source,
+  description: "Pin this entry to an existing live client (adopts it when the tool did not create it).",
+});
+
+function secretKeyProblem(value: string): Problem | undefined {
+  if (value.length === 0) return { code: "E_BAD_SECRET_KEY", message: "a secret key cannot be empty" };
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(value)) {
+    return { code: "E_BAD_SECRET_KEY", message: "a secret key cannot contain control characters" };
+  }
+  if (value.startsWith("/") || value.split(/[\\/]/).some((part) => part === "..")) {
+    return {
+      code: "E_BAD_SECRET_KEY",
+      message: `secret key \`${show(value)}\` must be relative and must not contain \`..\``,
+    };
+  }
+  return undefined;
+}
+
+const secretSchema = z
+  .strictObject({
+    sink: sinkNameSchema
+      .optional()
+      .meta({ description: "A sink named in the config's `sinks:`; `default` when left out." }),
+    key: withCheck(z.string(), secretKeyProblem)
+      .optional()
+      .meta({ description: "Key inside the sink (file name, Vault path, Secret name); the client_name when left out." }),
+  })
+  .meta({ description: "Where this client's secret is written." });
+
+const rotationEntrySchema = z
+  .union([
+    z.literal(false),
+    z.strictObject({
+      every: positiveDurationSchema.optional(),
+      grace: durationSchema.optional(),
+    }),
+  ])
+  .meta({ description: "`false` turns rotation off; a mapping overrides the config's `rotation.every`/`grace`." });
+
+const grantTypesSchema = withCheck(z.array(z.enum(GRANT_TYPES)), (value) =>
+  value.includes("authorization_code")
+    ? undefined
+    : {
+        code: "E_NO_AUTHORIZATION_CODE",
+        message: "grant_types must contain authorization_code (refresh_token is optional, nothing else is allowed)",
+      },
+).meta({ contains: { const: "authorization_code" } });
+
+/**
+ * One entry of a desired-state file: the API's own field names (src/cloudflare/schemas.ts) plus the
+ * reconciler's (`client_id`, `ensure`, `secret`, `rotation`). No defaults for API fields: an omitted
+ * field means "not set" and the planner clears it on the live client.
+ */
+export const desiredClientSchema = z
+  .strictObject({
+    client_name: clientNameSchema.optional(),
+    client_id: clientIdSchema.optional(),
+    ensure: z
+      .enum(["present", "absent"])
+      .default("present")
+      .meta({ description: "`absent` deletes the client; such an entry needs only client_name or client_id." }),
+    redirect_uris: z
+      .array(urlSchema(redirectUriProblem, "Absolute redirect URI; no fragment.", "uri"))
+      .optional()
+      .meta({ description: "Allowed redirect URIs (absolute; custom schemes allowed for native apps)." }),
+    grant_types: grantTypesSchema.optional(),
+    response_types: z.array(z.enum(RESPONSE_TYPES)).optional(),
+    scopes: z
+      .array(scopeSchema)
+      .optional()
+      .meta({ description: "Dot-delimited scope ids (`account-settings.read`) or identity scopes (`email`)." }),
+    optional_scopes: z
+      .array(optionalScopeSchema)
+      .optional()
+      .meta({ description: "Scopes the user may decline; each must also be in `scopes`." }),
+    token_endpoint_auth_method: z
+      .enum(TOKEN_ENDPOINT_AUTH_METHODS)
+      .optional()
+      .meta({ description: "`none` for public (PKCE) clients, which have no secret." }),
+    client_uri: httpUrl("Home page; its host is verified by DNS and cannot change once verified.").optional(),
+    logo_uri: httpUrl("Logo URL; required before promotion to public.").optional(),
+    policy_uri: httpUrl("Privacy policy URL.").optional(),
+    tos_uri: httpUrl("Terms of service URL.").optional(),
+    allowed_cors_origins: z
+      .array(urlSchema(originProblem, "An origin: `https://host[:port]`.").meta({ pattern: "^https?://[^/?#]+$" }))
+      .optional(),
+    post_logout_redirect_uris: z
+      .array(urlSchema(redirectUriProblem, "Absolute URI; no fragment.", "uri"))
+      .optional(),
+    visibility: z
+      .enum(VISIBILITIES)
+      .default("private")
+      .meta({ description: "`public` promotes the client, once and for ever (API-NOTES.md)." }),
+    secret: secretSchema.optional(),
+    rotation: rotationEntrySchema.optional(),
+  })
+  .meta({
+    title: "OAuth client",
+    if: { properties: { ensure: { const: "absent" } }, required: ["ensure"] },
+    then: { anyOf: [{ required: ["client_name"] }, { required: ["client_id"] }] },
+    else: { required: [...REQUIRED_FIELDS] },
+  });
+
+export type DesiredClientInput = z.input<typeof desiredClientSchema>;
+export type DesiredClientEntry = z.output<typeof desiredClientSchema>;
+
+/** Top-level keys starting with `x-` are ignored: a place for YAML anchors shared by entries. */
+export const EXTENSION_KEY_RE = /^x-/;
+
+const desiredDocumentShape = {
+  account_id: accountIdSchema.optional().meta({ description: "Account of these clients; the config's `account_id` when left out." }),
+  clients: z.array(desiredClientSchema).meta({ description: "The OAuth clients of this account declared in this document." }),
+};
+
+/** One YAML document of a desired-state file (a file may hold several, separated by `---`). */
+export const desiredDocumentSchema = z.strictObject(desiredDocumentShape).meta({
+  title: "cf-oauth-gitops desired state",
+  description:
+    "Desired OAuth clients of one Cloudflare account. Keys starting with `x-` are ignored (use them for YAML anchors).",
+  patternProperties: { "^x-": {} },
+});
+
+/** What is validated first; each entry is then validated on its own so one bad entry cannot hide another. */
+export const desiredEnvelopeSchema = z.strictObject({ ...desiredDocumentShape, clients: z.array(z.unknown()) });
+
+// ---------------------------------------------------------------------------------------------------
+// The reconciler's config file
+
+const AGE_RECIPIENT_RE = /^age1[0-9a-z]+$/;
+const K8S_NAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+const fileSinkSchema = z.strictObject({
+  type: z.literal("file"),
+  dir: nonEmpty.meta({ description: "Directory for the secret files, relative to the config file." }),
+  format: z.enum(["json", "env"]).default("json"),
+  age_recipients: z
+    .array(
+      withCheck(
+        z.string(),
+        patternCheck(AGE_RECIPIENT_RE, "E_BAD_AGE_RECIPIENT", (v) => `\`${show(v)}\` is not an age recipient (\`age1...\`)`),
+      ),
+    )
+    .min(1)
+    .optional()
+    .meta({ description: "Encrypt each file to these age recipients (`age1...`)." }),
+  age_identity_file: nonEmpty
+    .optional()
+    .meta({ description: "age identity able to decrypt the files (read-back only), relative to this file." }),
+});
+
+const execSinkSchema = z.strictObject({
+  type: z.literal("exec"),
+  command: z
+    .array(nonEmpty)
+    .min(1)
+    .meta({ description: "argv of the program to run (no shell); it reads the secret on stdin." }),
+  read_command: z
+    .array(nonEmpty)
+    .min(1)
+    .optional()
+    .meta({ description: "argv of a program that prints the stored record as JSON (read-back)." }),
+  check_command: z.array(nonEmpty).min(1).optional().meta({ description: "argv of a preflight program." }),
+  timeout: positiveDurationSchema.default("30s"),
+});
+
+const vaultSinkSchema = z.strictObject({
+  type: z.literal("vault"),
+  address: httpUrl("Vault address, e.g. `https://vault.example.com:8200`."),
+  mount: nonEmpty.default("secret").meta({ description: "KV v2 mount." }),
+  path_prefix: z.string().meta({ description: "Path under the mount; the secret key is appended." }),
+  token_env: envNameSchema.optional(),
+  token_file: nonEmpty.optional().meta({ description: "File holding a Vault token, relative to the config file." }),
+  kubernetes_role: nonEmpty.optional().meta({ description: "Log in with the Kubernetes auth method as this role." }),
+  kubernetes_token_file: nonEmpty
+    .optional()
+    .meta({ description: "Service-account token for the Kubernetes login, relative to this file." }),
+  auth_mount: nonEmpty.optional().meta({ description: "Mount of the Kubernetes auth method (default `kubernetes`)." }),
+  namespace: nonEmpty.optional().meta({ description: "Vault Enterprise namespace." }),
+});
+
+const kubernetesSinkSchema = z.strictObject({
+  type: z.literal("kubernetes"),
+  namespace: withCheck(
+    z.string(),
+    patternCheck(K8S_NAME_RE, "E_BAD_NAMESPACE", (v) => `\`${show(v)}\` is not a Kubernetes namespace name`),
+  ),
+  name_prefix: z.string().optional(),
+  api_server: httpUrl("API server URL; in-cluster settings when left out.").optional(),
+  token_file: nonEmpty.optional().meta({ description: "Bearer token file, relative to this file." }),
+  ca_file: nonEmpty.optional().meta({ description: "CA bundle of the API server, relative to this file." }),
+});
+
+export const SINK_TYPES = ["file", "exec", "vault", "kubernetes"] as const;
+
+const sinkSchema = z.discriminatedUnion("type", [fileSinkSchema, execSinkSchema, vaultSinkSchema, kubernetesSinkSchema]);
+
+/** When no `sinks:` are given: secrets go to `secrets/` beside the config file, one JSON file each. */
+export const DEFAULT_SINKS = { default: { type: "file", dir: "secrets" } } as const;
+
+const cronSchema = withCheck(z.string(), (value) =>
+  cron.validate(value)
+    ? undefined
+    : { code: "E_BAD_CRON", message: `\`${show(value)}\` is not a cron expression (five fields, e.g. \`0 3 * * *\`)` },
+);
+
+function isTimeZone(value: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en", { timeZone: value });
+    return value.length > 0;
+  } catch {
+    return false;
+  }
+}
+
+const timezoneSchema = withCheck(z.string(), (value) =>
+  isTimeZone(value)
+    ? undefined
+    : { code: "E_BAD_TIMEZONE", message: `\`${show(value)}\` is not an IANA time zone (e.g. \`UTC\`, \`Europe/Berlin\`)` },
+);
+
+const ADDRESS_RE = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):(\d{1,5})$/;
+const addressSchema = withCheck(z.string(), (value) => {
+  const port = Number(ADDRESS_RE.exec(value)?.[2] ?? Number.NaN);
+  return port >= 0 && port <= 65_535
+    ? undefined
+    : { code: "E_BAD_ADDRESS", message: `\`${show(value)}\` is not a \`host:port\` address` };
+}).meta({ pattern: ADDRESS_RE.source });
+
+/** The reconciler's config file (`cf-oauth-gitops.yaml`). */
+export const configSchema = z
+  .strictObject({
+    desired: nonEmpty.meta({
+      description: "Desired-state file or directory (searched recursively for *.yaml, *.yml), relative to this file.",
+    }),
+    account_id: accountIdSchema.optional(),
+    state_dir: nonEmpty
+      .default(".cf-oauth-gitops")
+      .meta({ description: "Ownership inventory and journal, relative to this file." }),
+    prune: z
+      .enum(["none", "owned", "all"])
+      .default("none")
+      .meta({
+        description:
+          "Delete live clients missing from the desired state: none, only those this tool created or adopted, or all (except `ignore`).",
+      }),
+    ignore: z
+      .array(nonEmpty)
+      .default([])
+      .meta({ description: "Client names or ids never touched by `prune: all`." }),
+    safety: z
+      .strictObject({
+        max_deletes: z.int().min(0).default(10),
+        max_change_percent: z.number().min(0).max(100).default(30),
+        min_clients_for_percent: z.int().min(0).default(10),
+        allow_empty: z.boolean().default(false),
+      })
+      .prefault({}),
+    sinks: z
+      .record(sinkNameSchema, sinkSchema)
+      .prefault(DEFAULT_SINKS)
+      .meta({ description: "Named secret sinks; entries that name none use `default`." }),
+    rotation: z
+      .strictObject({
+        every: positiveDurationSchema.default("90d"),
+        grace: durationSchema.default("24h"),
+        schedule: cronSchema.default("0 3 * * *"),
+        timezone: timezoneSchema.default("UTC"),
+        max_concurrent: z.int().min(1).default(4),
+      })
+      .prefault({}),
+    interval: positiveDurationSchema.default("10m"),
+    source: z
+      .strictObject({
+        git: z.strictObject({
+          url: nonEmpty,
+          branch: nonEmpty.default("main"),
+          path: nonEmpty.default("."),
+          interval: positiveDurationSchema.default("1m"),
+        }),
+      })
+      .optional(),
+    server: z.strictObject({ address: addressSchema.default("127.0.0.1:9090") }).prefault({}),
+    webhook: z
+      .strictObject({
+        secret_env: envNameSchema.optional(),
+        secret_file: nonEmpty.optional().meta({ description: "Relative to this file." }),
+      })
+      .optional(),
+  })
+  .meta({ title: "cf-oauth-gitops config" });
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type ConfigOutput = z.output<typeof configSchema>;
+
+// ---------------------------------------------------------------------------------------------------
+// JSON Schema
+
+function jsonSchemaOf(schema: z.ZodType): Record<string, unknown> {
+  // draft-07: what yaml-language-server, VS Code and JetBrains all read.
+  return z.toJSONSchema(schema, { io: "input", target: "draft-7" }) as Record<string, unknown>;
+}
+
+/** JSON Schema of one desired-state document, for `# yaml-language-server: $schema=...`. */
+export function desiredStateJsonSchema(): Record<string, unknown> {
+  return jsonSchemaOf(desiredDocumentSchema);
+}
+
+/** JSON Schema of the reconciler's config file. */
+export function configJsonSchema(): Record<string, unknown> {
+  return jsonSchemaOf(configSchema);
+}
