@@ -1,46 +1,92 @@
 import { access, constants, mkdir, readFile, stat } from "node:fs/promises";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { z } from "zod";
+import { Decrypter, Encrypter, armor } from "age-encryption";
 import { SinkError } from "../errors.js";
-import { Secret } from "../secret.js";
+import { silentLogger, type Logger } from "../log.js";
 import { writeFileAtomic } from "../state/atomic.js";
+import { formatEnv, parseEnv, recordFromEnv } from "./envfile.js";
+import { safeSegment } from "./naming.js";
+import { plainRecordSchema, revealRecord, storedRecord, type PlainRecord } from "./record.js";
 import type { SecretRecord, SecretSink, SinkAddress, StoredRecord } from "./types.js";
 
+export { safeSegment } from "./naming.js";
+
+/** How the record is laid out in the file. */
+export type FileFormat = "json" | "env";
+
 export interface FileSinkOptions {
-  /** Root directory; records go to `<dir>/<account_id>/<key>.json`. */
+  /** Root directory; records go to `<dir>/<account_id>/<key>.<json|env>[.age]`. */
   dir: string;
+  /** `json` (default) or `env` (`CLIENT_ID=...` lines, ready for `. file.env` or `EnvironmentFile=`). */
+  format?: FileFormat;
+  /**
+   * age recipients (`age1...`). When set, the file is encrypted to them, ASCII-armored, and gets an
+   * `.age` suffix. Use X25519 recipients (`age-keygen`) if the file is to be opened with age < 1.3
+   * (Debian's 1.1.1): older age cannot decrypt post-quantum (`age1pq1...`) recipients.
+   */
+  age_recipients?: string[];
+  /**
+   * An age identity file (`age-keygen` output) able to decrypt the files, for read-back only.
+   * Without it an encrypted record cannot be read back: `read` fails with `E_SINK_NEEDS_IDENTITY`
+   * (writes still work, and `write` still checks its expected version against the file's bytes).
+   */
+  age_identity_file?: string;
+  /** Config name of the sink, for messages. */
+  name?: string;
+  logger?: Logger;
 }
 
-const storedFileSchema = z.object({
-  client_id: z.string(),
-  client_secret: z.string(),
-  account_id: z.string(),
-  client_name: z.string(),
-  issued_at: z.string(),
-});
-
 /**
- * The built-in sink: one JSON file per client, `<dir>/<account_id>/<key>.json`, holding
+ * The built-in sink: one file per client, `<dir>/<account_id>/<key>.json` (or `.env`), holding
  * `client_id`, `client_secret`, `account_id`, `client_name`, `issued_at`. Written atomically (temp
  * file, fsync, rename, fsync of the directory) with mode 0600 in directories of mode 0700, so a
  * consumer that reads the file sees the old secret or the new one, never half of either.
+ *
+ * With `age_recipients` the content is age-encrypted (armored) so the file can sit in a shared place
+ * or a git repository; `age -d -i key.txt <key>.json.age` opens it.
+ *
+ * Versions are a hash of the file's bytes. `write` with an expected version compares it with the
+ * file on disk before replacing it: this catches an edit made since the caller's read, but it is not
+ * atomic against another writer racing on the same host (the state directory's lock covers that).
  */
 export class FileSink implements SecretSink {
   readonly type = "file";
   readonly #dir: string;
+  readonly #format: FileFormat;
+  readonly #recipients: readonly string[] | null;
+  readonly #identityFile: string | null;
+  readonly #logger: Logger;
 
   constructor(options: FileSinkOptions) {
     this.#dir = options.dir;
+    this.#format = options.format ?? "json";
+    this.#recipients = options.age_recipients ? checkRecipients(options.age_recipients) : null;
+    this.#identityFile = options.age_identity_file ?? null;
+    this.#logger = (options.logger ?? silentLogger).child({
+      component: "sink",
+      sink: "file",
+      sink_name: options.name,
+    });
+  }
+
+  /** True when files are age-encrypted. */
+  get encrypted(): boolean {
+    return this.#recipients !== null;
   }
 
   /** The file a record lives in. Keys are checked so that no key can escape the sink's directory. */
   pathOf(address: SinkAddress): string {
-    return join(this.#dir, safeSegment(address.account_id), `${safeSegment(address.key)}.json`);
+    const suffix = this.#recipients ? ".age" : "";
+    return join(
+      this.#dir,
+      safeSegment(address.account_id),
+      `${safeSegment(address.key)}.${this.#format}${suffix}`,
+    );
   }
 
   describe(address: SinkAddress): string {
-    return `file:${this.pathOf(address)}`;
+    return `file:${this.pathOf(address)}${this.#recipients ? ` (age, ${this.#recipients.length} recipient(s))` : ""}`;
   }
 
   async checkWritable(address: SinkAddress): Promise<void> {
@@ -49,79 +95,216 @@ export class FileSink implements SecretSink {
       await mkdir(dir, { recursive: true, mode: 0o700 });
       await access(dir, constants.W_OK);
     } catch (error) {
-      throw new SinkError("E_SINK_NOT_WRITABLE", `sink=file: ${dir} is not writable: ${(error as Error).message}`, {
-        cause: error,
-        context: { sink: "file", dir },
-      });
+      throw new SinkError(
+        "E_SINK_NOT_WRITABLE",
+        `sink=file: ${dir} is not writable: ${(error as Error).message}`,
+        {
+          cause: error,
+          context: { sink: "file", dir },
+        },
+      );
+    }
+    if (this.#identityFile !== null) {
+      // Read-back would fail later; say so before anything is minted.
+      try {
+        await this.#decrypter();
+      } catch (error) {
+        throw new SinkError("E_SINK_NOT_WRITABLE", `sink=file: ${(error as Error).message}`, {
+          context: { sink: "file", identity_file: this.#identityFile },
+        });
+      }
     }
   }
 
-  async write(address: SinkAddress, record: SecretRecord): Promise<{ version: string | null }> {
+  async write(
+    address: SinkAddress,
+    record: SecretRecord,
+    expectedVersion?: string | null,
+  ): Promise<{ version: string | null }> {
     const path = this.pathOf(address);
-    const body = `${JSON.stringify(
-      {
-        client_id: record.client_id,
-        client_secret: record.client_secret.reveal(),
-        account_id: record.account_id,
-        client_name: record.client_name,
-        issued_at: record.issued_at,
-      },
-      null,
-      2,
-    )}\n`;
+    const content = await this.#encode(revealRecord(record), path);
+    if (expectedVersion !== undefined) await this.#checkVersion(path, expectedVersion);
     try {
-      await writeFileAtomic(path, body, { mode: 0o600, dirMode: 0o700 });
+      await writeFileAtomic(path, content, { mode: 0o600, dirMode: 0o700 });
     } catch (error) {
       throw new SinkError("E_SINK_WRITE", `sink=file: cannot write ${path}: ${(error as Error).message}`, {
         cause: error,
         context: { sink: "file", path },
       });
     }
-    return { version: versionOf(body) };
+    const version = versionOf(content);
+    this.#logger.debug({ path, version }, "secret written");
+    return { version };
   }
 
   async read(address: SinkAddress): Promise<StoredRecord | null> {
     const path = this.pathOf(address);
-    let text: string;
-    try {
-      text = await readFile(path, "utf8");
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
-      throw new SinkError("E_SINK_READ", `sink=file: cannot read ${path}: ${(error as Error).message}`, {
-        cause: error,
-        context: { sink: "file", path },
-      });
-    }
-    let parsed: z.infer<typeof storedFileSchema>;
-    try {
-      parsed = storedFileSchema.parse(JSON.parse(text));
-    } catch {
+    const raw = await readRaw(path);
+    if (raw === null) return null;
+    const text = this.#recipients ? await this.#decrypt(raw, path) : raw;
+    const plain = this.#format === "env" ? parseEnvRecord(text) : parseJsonRecord(text);
+    if (!plain) {
       // The message must not quote the file: it holds a secret.
       throw new SinkError("E_SINK_CORRUPT", `sink=file: ${path} is not a valid secret record`, {
         context: { sink: "file", path },
       });
     }
-    return { ...parsed, client_secret: new Secret(parsed.client_secret), version: versionOf(text) };
+    return storedRecord(plain, versionOf(raw));
   }
 
   /** For tests and status: the file's mode bits. */
   async modeOf(address: SinkAddress): Promise<number> {
     return (await stat(this.pathOf(address))).mode & 0o777;
   }
+
+  async #encode(plain: PlainRecord, path: string): Promise<string> {
+    const text =
+      this.#format === "env"
+        ? formatEnv(plain)
+        : `${JSON.stringify(
+            {
+              client_id: plain.client_id,
+              client_secret: plain.client_secret,
+              account_id: plain.account_id,
+              client_name: plain.client_name,
+              issued_at: plain.issued_at,
+            },
+            null,
+            2,
+          )}\n`;
+    if (!this.#recipients) return text;
+    try {
+      const encrypter = new Encrypter();
+      for (const recipient of this.#recipients) encrypter.addRecipient(recipient);
+      return armor.encode(await encrypter.encrypt(text));
+    } catch (error) {
+      throw new SinkError("E_SINK_WRITE", `sink=file: cannot encrypt ${path}: ${(error as Error).message}`, {
+        context: { sink: "file", path },
+      });
+    }
+  }
+
+  async #checkVersion(path: string, expected: string | null): Promise<void> {
+    const raw = await readRaw(path);
+    const current = raw === null ? null : versionOf(raw);
+    if (current !== expected) {
+      throw new SinkError(
+        "E_SINK_CONFLICT",
+        `sink=file: ${path} changed since it was read (expected version ${expected ?? "none"}, found ${current ?? "none"})`,
+        { context: { sink: "file", path, expected_version: expected, current_version: current } },
+      );
+    }
+  }
+
+  async #decrypter(): Promise<Decrypter> {
+    if (this.#identityFile === null) {
+      throw new SinkError(
+        "E_SINK_NEEDS_IDENTITY",
+        "sink=file: records are age-encrypted and no age_identity_file is configured, so they cannot be read back",
+        { disposition: "terminal", context: { sink: "file" } },
+      );
+    }
+    let text: string;
+    try {
+      text = await readFile(this.#identityFile, "utf8");
+    } catch (error) {
+      throw new SinkError(
+        "E_SINK_IDENTITY",
+        `sink=file: cannot read age identity file ${this.#identityFile}: ${(error as NodeJS.ErrnoException).code ?? "error"}`,
+        { disposition: "terminal", context: { sink: "file", identity_file: this.#identityFile } },
+      );
+    }
+    // The identity file is a secret: errors name the file and the line number, never its content.
+    const decrypter = new Decrypter();
+    let count = 0;
+    for (const [index, line] of text.split("\n").entries()) {
+      const trimmed = line.trim();
+      if (trimmed === "" || trimmed.startsWith("#")) continue;
+      try {
+        decrypter.addIdentity(trimmed);
+        count += 1;
+      } catch {
+        throw new SinkError(
+          "E_SINK_IDENTITY",
+          `sink=file: ${this.#identityFile} line ${index + 1} is not an age identity`,
+          { disposition: "terminal", context: { sink: "file", identity_file: this.#identityFile } },
+        );
+      }
+    }
+    if (count === 0) {
+      throw new SinkError("E_SINK_IDENTITY", `sink=file: ${this.#identityFile} holds no age identity`, {
+        disposition: "terminal",
+        context: { sink: "file", identity_file: this.#identityFile },
+      });
+    }
+    return decrypter;
+  }
+
+  async #decrypt(raw: string, path: string): Promise<string> {
+    const decrypter = await this.#decrypter();
+    try {
+      return await decrypter.decrypt(armor.decode(raw), "text");
+    } catch (error) {
+      throw new SinkError(
+        "E_SINK_DECRYPT",
+        `sink=file: cannot decrypt ${path} with ${this.#identityFile}: ${(error as Error).message}`,
+        { context: { sink: "file", path } },
+      );
+    }
+  }
+}
+
+/** Refuses recipients age cannot parse at construction, before any secret is minted. */
+function checkRecipients(recipients: readonly string[]): string[] {
+  if (recipients.length === 0) {
+    throw new SinkError(
+      "E_SINK_CONFIG",
+      "sink=file: age_recipients is empty; leave it out to write plain files",
+      {
+        disposition: "terminal",
+        context: { sink: "file" },
+      },
+    );
+  }
+  for (const recipient of recipients) {
+    try {
+      new Encrypter().addRecipient(recipient);
+    } catch (error) {
+      throw new SinkError(
+        "E_SINK_CONFIG",
+        `sink=file: '${recipient}' is not an age recipient: ${(error as Error).message}`,
+        { disposition: "terminal", context: { sink: "file", recipient } },
+      );
+    }
+  }
+  return [...recipients];
+}
+
+async function readRaw(path: string): Promise<string | null> {
+  try {
+    return await readFile(path, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw new SinkError("E_SINK_READ", `sink=file: cannot read ${path}: ${(error as Error).message}`, {
+      cause: error,
+      context: { sink: "file", path },
+    });
+  }
+}
+
+function parseJsonRecord(text: string): PlainRecord | null {
+  try {
+    return plainRecordSchema.parse(JSON.parse(text));
+  } catch {
+    return null;
+  }
+}
+
+function parseEnvRecord(text: string): PlainRecord | null {
+  const variables = parseEnv(text);
+  return variables ? recordFromEnv(variables) : null;
 }
 
 function versionOf(body: string): string {
   return createHash("sha256").update(body).digest("hex").slice(0, 16);
-}
-
-/**
- * Keys and account ids become path segments: anything outside `[A-Za-z0-9._@-]` becomes `_`, and
- * the segments `.` and `..` are refused, so a client named `../../etc` cannot escape the directory.
- */
-export function safeSegment(value: string): string {
-  const cleaned = value.replace(/[^A-Za-z0-9._@-]/g, "_");
-  if (cleaned === "" || cleaned === "." || cleaned === "..") {
-    throw new SinkError("E_SINK_KEY", `sink=file: '${value}' cannot be used as a file name`);
-  }
-  return cleaned;
 }

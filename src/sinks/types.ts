@@ -35,8 +35,19 @@ export interface SecretSink {
   readonly type: string;
   /** Fails (SinkError) when a write would fail, before anything is minted (preflight). */
   checkWritable(address: SinkAddress): Promise<void>;
-  /** Writes the record; `expectedVersion` enables check-and-set where the sink supports it. */
-  write(address: SinkAddress, record: SecretRecord, expectedVersion?: string | null): Promise<{ version: string | null }>;
+  /**
+   * Writes the record. `expectedVersion` asks for check-and-set where the sink has versions (file,
+   * vault, kubernetes): a string means "only if the stored version is still this one", `null` means
+   * "only if nothing is stored"; anything else fails with SinkError `E_SINK_CONFLICT` and writes
+   * nothing. Left out, the sink writes over whatever is there (vault and kubernetes still guard
+   * their own read-then-write against a concurrent writer). The exec sink has no versions and passes
+   * it to its command as `expected_version`.
+   */
+  write(
+    address: SinkAddress,
+    record: SecretRecord,
+    expectedVersion?: string | null,
+  ): Promise<{ version: string | null }>;
   /** Reads the record back; null when there is none. */
   read(address: SinkAddress): Promise<StoredRecord | null>;
   /** Where the record lives, for plans, logs and the demo: never the value. */

@@ -1,0 +1,134 @@
+import { SinkError } from "../errors.js";
+import type { Logger } from "../log.js";
+import { ExecSink } from "./exec.js";
+import { FileSink } from "./file.js";
+import { KubernetesSink } from "./kubernetes.js";
+import type { SecretSink } from "./types.js";
+import { VaultSink } from "./vault.js";
+
+export type { SecretRecord, SecretSink, SinkAddress, StoredRecord } from "./types.js";
+export { ExecSink } from "./exec.js";
+export { FileSink } from "./file.js";
+export { KubernetesSink } from "./kubernetes.js";
+export { VaultSink } from "./vault.js";
+
+/** `type: file` — see FileSink. */
+export interface FileSinkConfig {
+  type: "file";
+  dir: string;
+  format: "json" | "env";
+  age_recipients?: string[];
+  age_identity_file?: string;
+}
+
+/** `type: exec` — see ExecSink for the stdin protocol. */
+export interface ExecSinkConfig {
+  type: "exec";
+  command: string[];
+  read_command?: string[];
+  check_command?: string[];
+  timeout_seconds: number;
+}
+
+/** `type: vault` — KV version 2; see VaultSink. */
+export interface VaultSinkConfig {
+  type: "vault";
+  address: string;
+  mount: string;
+  path_prefix: string;
+  token_env?: string;
+  token_file?: string;
+  kubernetes_role?: string;
+  kubernetes_token_file?: string;
+  auth_mount?: string;
+  /** Vault Enterprise namespace (X-Vault-Namespace). */
+  namespace?: string;
+}
+
+/** `type: kubernetes` — an Opaque Secret per client; see KubernetesSink. */
+export interface KubernetesSinkConfig {
+  type: "kubernetes";
+  namespace: string;
+  name_prefix?: string;
+  api_server?: string;
+  token_file?: string;
+  ca_file?: string;
+}
+
+/**
+ * One entry of the config's `sinks:` map, discriminated by `type`. Field names are the config's own
+ * (snake_case) so the zod schemas in src/config can produce this type directly.
+ */
+export type SinkConfig = FileSinkConfig | ExecSinkConfig | VaultSinkConfig | KubernetesSinkConfig;
+
+/** The sink types `createSink` knows, for config validation messages. */
+export const SINK_TYPES: readonly SinkConfig["type"][] = ["file", "exec", "vault", "kubernetes"];
+
+/** What sinks take from the process rather than from the config. */
+export interface SinkDeps {
+  logger?: Logger;
+  /** Environment for token variables, in-cluster discovery and exec commands; `process.env` by default. */
+  env?: NodeJS.ProcessEnv;
+  /** Clock (ms) for cached logins; `Date.now` by default. */
+  now?: () => number;
+}
+
+/**
+ * Builds the sink a config entry describes. `name` is the entry's key in `sinks:`, carried into log
+ * lines. Invalid settings a sink can check without I/O (an unparsable age recipient, an empty argv, a
+ * bad URL) fail here with `E_SINK_CONFIG`, at startup rather than after a secret was minted.
+ */
+export function createSink(name: string, config: SinkConfig, deps: SinkDeps = {}): SecretSink {
+  const common = { name, logger: deps.logger };
+  switch (config.type) {
+    case "file":
+      return new FileSink({
+        ...common,
+        dir: config.dir,
+        format: config.format,
+        age_recipients: config.age_recipients,
+        age_identity_file: config.age_identity_file,
+      });
+    case "exec":
+      return new ExecSink({
+        ...common,
+        command: config.command,
+        read_command: config.read_command,
+        check_command: config.check_command,
+        timeout_seconds: config.timeout_seconds,
+        env: deps.env,
+      });
+    case "vault":
+      return new VaultSink({
+        ...common,
+        address: config.address,
+        mount: config.mount,
+        path_prefix: config.path_prefix,
+        token_env: config.token_env,
+        token_file: config.token_file,
+        kubernetes_role: config.kubernetes_role,
+        kubernetes_token_file: config.kubernetes_token_file,
+        auth_mount: config.auth_mount,
+        namespace: config.namespace,
+        env: deps.env,
+        now: deps.now,
+      });
+    case "kubernetes":
+      return new KubernetesSink({
+        ...common,
+        namespace: config.namespace,
+        name_prefix: config.name_prefix,
+        api_server: config.api_server,
+        token_file: config.token_file,
+        ca_file: config.ca_file,
+        env: deps.env,
+      });
+    default: {
+      const type = (config as { type?: unknown }).type;
+      throw new SinkError("E_SINK_CONFIG", `sink=${name}: unknown sink type '${String(type)}'`, {
+        disposition: "terminal",
+        context: { sink: name, type },
+      });
+    }
+  }
+}
