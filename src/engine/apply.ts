@@ -1,0 +1,295 @@
+import type { Logger } from "pino";
+import type { OAuthClientsWriter } from "../cloudflare/client.js";
+import type { LiveClient } from "../cloudflare/schemas.js";
+import type { Change, CreateChange, DeleteChange, Plan, UpdateChange } from "../core/plan-types.js";
+import type { SecretTarget } from "../core/model.js";
+import { GitOpsError, SinkError } from "../errors.js";
+import type { Secret } from "../secret.js";
+import type { SecretSink, SinkAddress } from "../sinks/types.js";
+import type { InventoryRecorder } from "./inventory-recorder.js";
+import { mapSettledBounded } from "./pool.js";
+
+/** Finds the sink a target names; the wiring builds it from the config. */
+export type SinkResolver = (name: string) => SecretSink;
+
+export interface ApplyDeps {
+  writer: OAuthClientsWriter;
+  sinks: SinkResolver;
+  inventory: InventoryRecorder;
+  logger: Logger;
+  /** The clock, injected so tests control `issued_at` and ownership times. */
+  now: () => Date;
+  /** Changes in flight at once; the API client's rate budget paces them further. */
+  concurrency?: number;
+  /** Called after each change settles: `done` of `total`. */
+  onProgress?: (done: number, total: number, result: ChangeResult) => void;
+  signal?: AbortSignal;
+}
+
+/** What happened to one change. Never carries a secret: `secret_location` says where it went. */
+export interface ChangeResult {
+  kind: Change["kind"];
+  account_id: string;
+  client_name: string;
+  client_id?: string;
+  status: "applied" | "failed";
+  /** For creates and auth-method changes: where the secret was written (a sink description). */
+  secret_location?: string;
+  error?: { code: string; message: string };
+}
+
+export interface ApplyReport {
+  results: ChangeResult[];
+  applied: number;
+  failed: number;
+  /** Inventory adjustments made besides the changes (adoptions, stale entries dropped). */
+  adopted: number;
+  forgotten: number;
+}
+
+/**
+ * Applies a plan: creates and patches first, deletes last (so a rename that shows up as a create
+ * plus a delete never leaves a gap), each phase with bounded concurrency. One failed change does not
+ * stop the independent ones; every failure is in the report, and running again converges because
+ * the next plan starts from what actually happened.
+ *
+ * Creates are made safe for the secret: every sink a create will write to is checked writable before
+ * any create is sent; a create's secret is written to its sink and read back before the client is
+ * recorded as owned; a create whose answer was lost (`secretLost`) gets a known secret by rotating and
+ * deleting the unknown one at once (nobody can be using it yet).
+ */
+export async function applyPlan(plan: Plan, deps: ApplyDeps): Promise<ApplyReport> {
+  const log = deps.logger.child({ component: "apply" });
+  const total = plan.changes.length;
+  let done = 0;
+  const settle = (result: ChangeResult): ChangeResult => {
+    done += 1;
+    deps.onProgress?.(done, total, result);
+    return result;
+  };
+
+  const adopted = await recordAdoptions(plan, deps);
+  const forgotten = await forgetStaleEntries(plan, deps);
+
+  const unwritableSinks = await preflightSinks(plan.changes, deps, log);
+  const concurrency = deps.concurrency ?? 4;
+  const firstPhase: Change[] = plan.changes.filter((c) => c.kind !== "delete");
+  const lastPhase: Change[] = plan.changes.filter((c) => c.kind === "delete");
+
+  const results: ChangeResult[] = [];
+  for (const phase of [firstPhase, lastPhase]) {
+    const settled = await mapSettledBounded(phase, concurrency, async (change): Promise<ChangeResult> => {
+      if (deps.signal?.aborted)
+        throw new GitOpsError("E_ABORTED", "apply stopped before this change started");
+      return applyChange(change, deps, unwritableSinks);
+    });
+    settled.forEach((outcome, index) => {
+      const change = phase[index] as Change;
+      const result: ChangeResult =
+        outcome.status === "fulfilled" ? outcome.value : failedResult(change, outcome.reason as unknown);
+      if (result.status === "failed")
+        log.error({ change: describeChange(change), error: result.error }, "change failed");
+      else log.info({ change: describeChange(change), client_id: result.client_id }, "change applied");
+      results.push(settle(result));
+    });
+  }
+  await deps.inventory.flush();
+  const failed = results.filter((r) => r.status === "failed").length;
+  return { results, applied: results.length - failed, failed, adopted, forgotten };
+}
+
+async function applyChange(
+  change: Change,
+  deps: ApplyDeps,
+  unwritable: Map<string, SinkError>,
+): Promise<ChangeResult> {
+  switch (change.kind) {
+    case "create":
+      return applyCreate(change, deps, unwritable);
+    case "update":
+      return applyUpdate(change, deps);
+    case "delete":
+      return applyDelete(change, deps);
+  }
+}
+
+async function applyCreate(
+  change: CreateChange,
+  deps: ApplyDeps,
+  unwritable: Map<string, SinkError>,
+): Promise<ChangeResult> {
+  if (change.secret) {
+    const refused = unwritable.get(sinkKey(change.account_id, change.secret));
+    if (refused) return failedResult(change, refused);
+  }
+  const opts = deps.signal ? { signal: deps.signal, existingClientIds: [] } : { existingClientIds: [] };
+  const created = await deps.writer.createClient(change.account_id, change.body, opts);
+  const clientId = created.client.client_id;
+  let secretLocation: string | undefined;
+  if (change.secret) {
+    let secret = created.secret;
+    if (created.secretLost || secret === null) {
+      secret = await mintKnownSecret(change.account_id, clientId, deps);
+    }
+    secretLocation = await publishSecret(change.account_id, created.client, change.secret, secret, deps);
+  }
+  await deps.inventory.own(change.account_id, {
+    client_id: clientId,
+    client_name: change.client_name,
+    origin: "created",
+    since: deps.now().toISOString(),
+  });
+  return {
+    kind: "create",
+    account_id: change.account_id,
+    client_name: change.client_name,
+    client_id: clientId,
+    status: "applied",
+    ...(secretLocation ? { secret_location: secretLocation } : {}),
+  };
+}
+
+async function applyUpdate(change: UpdateChange, deps: ApplyDeps): Promise<ChangeResult> {
+  const opts = deps.signal ? { signal: deps.signal } : {};
+  await deps.writer.updateClient(change.account_id, change.client_id, change.body, opts);
+  return {
+    kind: "update",
+    account_id: change.account_id,
+    client_name: change.client_name,
+    client_id: change.client_id,
+    status: "applied",
+  };
+}
+
+async function applyDelete(change: DeleteChange, deps: ApplyDeps): Promise<ChangeResult> {
+  const opts = deps.signal ? { signal: deps.signal } : {};
+  try {
+    await deps.writer.deleteClient(change.account_id, change.client_id, opts);
+  } catch (error) {
+    // Already gone (deleted by hand, or an earlier run whose answer was lost): the goal is reached.
+    if (!(error instanceof GitOpsError && (error as GitOpsError & { status?: number }).status === 404))
+      throw error;
+  }
+  await deps.inventory.disown(change.account_id, change.client_id);
+  return {
+    kind: "delete",
+    account_id: change.account_id,
+    client_name: change.client_name,
+    client_id: change.client_id,
+    status: "applied",
+  };
+}
+
+/**
+ * Gets a secret this tool knows for a client whose current secret nobody holds (a create whose
+ * answer was lost): rotate, then drop the unknown one at
+ * once. Safe only because no consumer can be using the unknown secret.
+ */
+async function mintKnownSecret(accountId: string, clientId: string, deps: ApplyDeps): Promise<Secret> {
+  const opts = deps.signal ? { signal: deps.signal } : {};
+  const secret = await deps.writer.rotateSecret(accountId, clientId, opts);
+  await deps.writer.deleteRotatedSecret(accountId, clientId, opts);
+  return secret;
+}
+
+/** Writes the secret to its sink, reads it back and compares; returns where it went. */
+async function publishSecret(
+  accountId: string,
+  client: LiveClient,
+  target: SecretTarget,
+  secret: Secret,
+  deps: ApplyDeps,
+): Promise<string> {
+  const sink = deps.sinks(target.sink);
+  const address: SinkAddress = { account_id: accountId, key: target.key };
+  await sink.write(address, {
+    account_id: accountId,
+    client_id: client.client_id,
+    client_name: client.client_name ?? "",
+    client_secret: secret,
+    issued_at: deps.now().toISOString(),
+  });
+  const back = await sink.read(address);
+  if (!back || back.client_secret.reveal() !== secret.reveal() || back.client_id !== client.client_id) {
+    throw new SinkError(
+      "E_SINK_READBACK",
+      `sink=${target.sink}: the record read back from ${sink.describe(address)} does not match what was written`,
+      { context: { sink: target.sink } },
+    );
+  }
+  return sink.describe(address);
+}
+
+/** Checks every sink a create will write to, once per (account, sink); returns the refusals. */
+async function preflightSinks(
+  changes: readonly Change[],
+  deps: ApplyDeps,
+  log: Logger,
+): Promise<Map<string, SinkError>> {
+  const targets = new Map<string, { account_id: string; target: SecretTarget }>();
+  for (const change of changes) {
+    const target = change.kind === "create" ? change.secret : null;
+    if (target) targets.set(sinkKey(change.account_id, target), { account_id: change.account_id, target });
+  }
+  const refused = new Map<string, SinkError>();
+  for (const [key, { account_id, target }] of targets) {
+    try {
+      await deps.sinks(target.sink).checkWritable({ account_id, key: target.key });
+    } catch (error) {
+      const sinkError =
+        error instanceof SinkError
+          ? error
+          : new SinkError("E_SINK_NOT_WRITABLE", `sink=${target.sink}: ${(error as Error).message}`, {
+              cause: error,
+            });
+      log.error(
+        { sink: target.sink, account_id, error: sinkError.message },
+        "sink is not writable; its creates are skipped",
+      );
+      refused.set(key, sinkError);
+    }
+  }
+  return refused;
+}
+
+/** Preflight is per sink directory/path prefix, so one key per (account, sink) is enough. */
+function sinkKey(accountId: string, target: SecretTarget): string {
+  return `${accountId}\u0000${target.sink}`;
+}
+
+async function recordAdoptions(plan: Plan, deps: ApplyDeps): Promise<number> {
+  for (const adoption of plan.adoptions) {
+    await deps.inventory.own(adoption.account_id, {
+      client_id: adoption.client_id,
+      client_name: adoption.client_name,
+      origin: "adopted",
+      since: deps.now().toISOString(),
+    });
+  }
+  return plan.adoptions.length;
+}
+
+async function forgetStaleEntries(plan: Plan, deps: ApplyDeps): Promise<number> {
+  for (const stale of plan.stale_inventory) await deps.inventory.disown(stale.account_id, stale.client_id);
+  return plan.stale_inventory.length;
+}
+
+function failedResult(change: Change, reason: unknown): ChangeResult {
+  const error =
+    reason instanceof GitOpsError
+      ? { code: reason.code, message: reason.message }
+      : { code: "E_UNEXPECTED", message: reason instanceof Error ? reason.message : String(reason) };
+  return {
+    kind: change.kind,
+    account_id: change.account_id,
+    client_name: change.client_name,
+    ...("client_id" in change ? { client_id: change.client_id } : {}),
+    status: "failed",
+    error,
+  };
+}
+
+/** `create [account/name]`, the object id every log line and error carries (DESIGN.md, Errors). */
+export function describeChange(change: Change): string {
+  return `${change.kind} [${change.account_id}/${change.client_name}]`;
+}
