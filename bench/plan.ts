@@ -1,0 +1,151 @@
+/**
+ * Benchmark: plan for N desired clients against N live ones (default 10,000), and the same YAML
+ * parsed alone. Prints the plan time, peak RSS, and the ratio of planning (load + validate + plan)
+ * to parsing the YAML with the `yaml` package alone. Each measurement runs in its own process so
+ * peak RSS belongs to that measurement only.
+ *
+ *   npx tsx bench/plan.ts [--clients 10000] [--runs 5]
+ *
+ * Targets (issue #3): plan under 1 s, peak RSS under 200 MB, ratio under 2.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtemp, mkdir, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { parseAllDocuments } from "yaml";
+import { loadConfig, loadDesiredState, policyFromConfig } from "../src/config/index.js";
+import { computePlan } from "../src/core/plan.js";
+import type { LiveClient } from "../src/cloudflare/schemas.js";
+
+const ACCOUNT = "0123456789abcdef0123456789abcdef";
+
+function clientYaml(i: number): string {
+  return `  - client_name: app-${i}
+    token_endpoint_auth_method: ${i % 5 === 0 ? "none" : "client_secret_basic"}
+    grant_types: [authorization_code, refresh_token]
+    response_types: [code]
+    redirect_uris:
+      - https://app-${i}.example.com/callback
+      - https://app-${i}.example.com/callback2
+    scopes: [account-settings.read, user-details.read, zone.read]
+    allowed_cors_origins: [https://app-${i}.example.com]
+    logo_uri: https://app-${i}.example.com/logo.png
+`;
+}
+
+/** The live twin of a desired client: equal except every 10th, which drifted (so the plan has work). */
+function liveClient(i: number): LiveClient {
+  return {
+    client_id: i.toString(16).padStart(32, "0"),
+    visibility: "private",
+    client_name: `app-${i}`,
+    token_endpoint_auth_method: i % 5 === 0 ? "none" : "client_secret_basic",
+    grant_types: ["refresh_token", "authorization_code"],
+    response_types: ["code"],
+    redirect_uris: [`https://app-${i}.example.com/callback2`, `https://app-${i}.example.com/callback`],
+    scopes: ["user-details.read", "account-settings.read", "zone.read", "offline_access"],
+    allowed_cors_origins: [`https://app-${i}.example.com`],
+    logo_uri: i % 10 === 0 ? "https://old.example.com/logo.png" : `https://app-${i}.example.com/logo.png`,
+    has_rotated_secret: false,
+    created_at: "2026-01-01T00:00:00Z",
+    updated_at: "2026-01-01T00:00:00Z",
+  };
+}
+
+async function writeFixture(dir: string, clients: number): Promise<void> {
+  await mkdir(join(dir, "desired"), { recursive: true });
+  const perFile = 1000;
+  for (let start = 0; start < clients; start += perFile) {
+    let text = `account_id: ${ACCOUNT}\nclients:\n`;
+    for (let i = start; i < Math.min(clients, start + perFile); i++) text += clientYaml(i);
+    await writeFile(join(dir, "desired", `part-${String(start / perFile).padStart(3, "0")}.yaml`), text);
+  }
+  await writeFile(
+    join(dir, "cf-oauth-gitops.yaml"),
+    `account_id: ${ACCOUNT}\ndesired: ./desired\nprune: none\nsafety:\n  max_change_percent: 100\n`,
+  );
+}
+
+interface ChildResult {
+  ms: number;
+  /** For the plan child: the part spent in computePlan alone. */
+  planOnlyMs?: number;
+  maxRssMb: number;
+  changes?: number;
+}
+
+async function child(mode: string, dir: string, clients: number): Promise<ChildResult> {
+  const { readdir } = await import("node:fs/promises");
+  if (mode === "parse") {
+    const files = (await readdir(join(dir, "desired"))).sort();
+    const texts = await Promise.all(files.map((f) => readFile(join(dir, "desired", f), "utf8")));
+    const start = performance.now();
+    for (const text of texts) for (const doc of parseAllDocuments(text) as unknown as { toJS(): unknown }[]) doc.toJS();
+    return { ms: performance.now() - start, maxRssMb: process.resourceUsage().maxRSS / 1024 };
+  }
+  const live = new Map([[ACCOUNT, Array.from({ length: clients }, (_, i) => liveClient(i))]]);
+  const start = performance.now();
+  const config = await loadConfig(join(dir, "cf-oauth-gitops.yaml"));
+  const desired = await loadDesiredState(config);
+  const planStart = performance.now();
+  const plan = computePlan({ desired, live, inventory: { accounts: {} }, policy: policyFromConfig(config) });
+  const end = performance.now();
+  return {
+    ms: end - start,
+    planOnlyMs: end - planStart,
+    maxRssMb: process.resourceUsage().maxRSS / 1024,
+    changes: plan.changes.length,
+  };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] as number;
+}
+
+async function mainBench(): Promise<void> {
+  const { values } = parseArgs({
+    options: { clients: { type: "string" }, runs: { type: "string" }, child: { type: "string" }, dir: { type: "string" } },
+  });
+  const clients = Number(values.clients ?? 10_000);
+  if (values.child && values.dir) {
+    process.stdout.write(JSON.stringify(await child(values.child, values.dir, clients)));
+    return;
+  }
+  const runs = Number(values.runs ?? 5);
+  const dir = await mkdtemp(join(tmpdir(), "cfog-bench-plan-"));
+  await writeFixture(dir, clients);
+  const run = (mode: string): ChildResult =>
+    JSON.parse(
+      execFileSync(
+        process.execPath,
+        [...process.execArgv, new URL(import.meta.url).pathname, "--child", mode, "--dir", dir, "--clients", String(clients)],
+        { encoding: "utf8" },
+      ),
+    ) as ChildResult;
+  const parses: ChildResult[] = [];
+  const plans: ChildResult[] = [];
+  for (let i = 0; i < runs; i++) {
+    parses.push(run("parse"));
+    plans.push(run("plan"));
+  }
+  const parseMs = median(parses.map((r) => r.ms));
+  const planMs = median(plans.map((r) => r.ms));
+  const planRss = Math.max(...plans.map((r) => r.maxRssMb));
+  const planOnlyMs = median(plans.map((r) => r.planOnlyMs ?? 0));
+  const rows: [string, string, string, string][] = [
+    ["computePlan alone, median", `${planOnlyMs.toFixed(0)} ms`, "1000 ms", (planOnlyMs / 1000).toFixed(2)],
+    ["load + validate + plan, median", `${planMs.toFixed(0)} ms`, "1000 ms", (planMs / 1000).toFixed(2)],
+    ["peak RSS of the plan process", `${planRss.toFixed(0)} MB`, "200 MB", (planRss / 200).toFixed(2)],
+    ["YAML parse alone (yaml package), median", `${parseMs.toFixed(0)} ms`, "", ""],
+    ["plan time / YAML parse time", (planMs / parseMs).toFixed(2), "2", (planMs / parseMs / 2).toFixed(2)],
+  ];
+  console.log(`load average at start: ${(await import("node:os")).loadavg()[0]?.toFixed(2)}`);
+  console.log(`bench/plan: ${clients} desired vs ${clients} live, ${runs} runs each, ${plans[0]?.changes ?? 0} changes planned`);
+  console.log("| measure | value | limit | value/limit |");
+  console.log("|---|---|---|---|");
+  for (const row of rows) console.log(`| ${row.join(" | ")} |`);
+}
+
+await mainBench();
