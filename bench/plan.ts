@@ -81,7 +81,8 @@ async function child(mode: string, dir: string, clients: number): Promise<ChildR
     const files = (await readdir(join(dir, "desired"))).sort();
     const texts = await Promise.all(files.map((f) => readFile(join(dir, "desired", f), "utf8")));
     const start = performance.now();
-    for (const text of texts) for (const doc of parseAllDocuments(text) as unknown as { toJS(): unknown }[]) doc.toJS();
+    for (const text of texts)
+      for (const doc of parseAllDocuments(text) as unknown as { toJS(): unknown }[]) doc.toJS();
     return { ms: performance.now() - start, maxRssMb: process.resourceUsage().maxRSS / 1024 };
   }
   const live = new Map([[ACCOUNT, Array.from({ length: clients }, (_, i) => liveClient(i))]]);
@@ -106,7 +107,12 @@ function median(values: number[]): number {
 
 async function mainBench(): Promise<void> {
   const { values } = parseArgs({
-    options: { clients: { type: "string" }, runs: { type: "string" }, child: { type: "string" }, dir: { type: "string" } },
+    options: {
+      clients: { type: "string" },
+      runs: { type: "string" },
+      child: { type: "string" },
+      dir: { type: "string" },
+    },
   });
   const clients = Number(values.clients ?? 10_000);
   if (values.child && values.dir) {
@@ -120,7 +126,16 @@ async function mainBench(): Promise<void> {
     JSON.parse(
       execFileSync(
         process.execPath,
-        [...process.execArgv, new URL(import.meta.url).pathname, "--child", mode, "--dir", dir, "--clients", String(clients)],
+        [
+          ...process.execArgv,
+          new URL(import.meta.url).pathname,
+          "--child",
+          mode,
+          "--dir",
+          dir,
+          "--clients",
+          String(clients),
+        ],
         { encoding: "utf8" },
       ),
     ) as ChildResult;
@@ -142,7 +157,9 @@ async function mainBench(): Promise<void> {
     ["plan time / YAML parse time", (planMs / parseMs).toFixed(2), "2", (planMs / parseMs / 2).toFixed(2)],
   ];
   console.log(`load average at start: ${(await import("node:os")).loadavg()[0]?.toFixed(2)}`);
-  console.log(`bench/plan: ${clients} desired vs ${clients} live, ${runs} runs each, ${plans[0]?.changes ?? 0} changes planned`);
+  console.log(
+    `bench/plan: ${clients} desired vs ${clients} live, ${runs} runs each, ${plans[0]?.changes ?? 0} changes planned`,
+  );
   console.log("| measure | value | limit | value/limit |");
   console.log("|---|---|---|---|");
   for (const row of rows) console.log(`| ${row.join(" | ")} |`);

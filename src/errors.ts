@@ -34,7 +34,13 @@ export class GitOpsError extends Error {
 
   /** A plain object for JSON output and logs. */
   toJSON(): Record<string, unknown> {
-    return { name: this.name, code: this.code, message: this.message, disposition: this.disposition, ...this.context };
+    return {
+      name: this.name,
+      code: this.code,
+      message: this.message,
+      disposition: this.disposition,
+      ...this.context,
+    };
   }
 }
 

@@ -46,7 +46,9 @@ export async function loadInput(
 ): Promise<LoadedInput> {
   const configPath = resolve(ctx.cwd, values.config ?? "cf-oauth-gitops.yaml");
   const loaded = await loadConfig(configPath, { cwd: ctx.cwd });
-  const config = values["state-dir"] ? { ...loaded, state_dir: resolve(ctx.cwd, values["state-dir"]) } : loaded;
+  const config = values["state-dir"]
+    ? { ...loaded, state_dir: resolve(ctx.cwd, values["state-dir"]) }
+    : loaded;
   const desired = await loadDesiredState(config);
   return { config, desired, policy: policyFromConfig(config) };
 }
@@ -65,7 +67,10 @@ export function buildReader(ctx: CliContext, logger: Logger): OAuthClientsReader
 }
 
 /** The read-write handle, for `apply` and `rotate` only. */
-export function buildReaderWriter(ctx: CliContext, logger: Logger): OAuthClientsReader & OAuthClientsWriter & ApiHandle {
+export function buildReaderWriter(
+  ctx: CliContext,
+  logger: Logger,
+): OAuthClientsReader & OAuthClientsWriter & ApiHandle {
   return createClient(clientOptionsFromEnv(ctx.env, { logger }));
 }
 
@@ -76,7 +81,8 @@ export function sinkResolver(config: ReconcilerConfig, logger: Logger, env: Node
     let sink = built.get(name);
     if (!sink) {
       const sinkConfig = config.sinks[name];
-      if (!sinkConfig) throw new GitOpsError("E_UNKNOWN_SINK", `no sink named '${name}' in ${config.config_file}`);
+      if (!sinkConfig)
+        throw new GitOpsError("E_UNKNOWN_SINK", `no sink named '${name}' in ${config.config_file}`);
       sink = createSink(name, sinkConfig, { logger, env });
       built.set(name, sink);
     }

@@ -29,10 +29,16 @@ export const demoCommand: Command = async (ctx) => {
   };
   try {
     ctx.stdout.write(`Emulator: ${emulator.url}\nWorking copy of config/examples: ${work}\n`);
-    if ((await step("1. Validate the desired state", ["validate", "-c", config])) !== 0) return ExitCode.error;
+    if ((await step("1. Validate the desired state", ["validate", "-c", config])) !== 0)
+      return ExitCode.error;
     await step("2. Plan against an empty account", ["plan", "-c", config, "--detailed-exitcode"]);
     if ((await step("3. Apply", ["apply", "-c", config])) !== 0) return ExitCode.error;
-    const again = await step("4. Plan again: nothing left to do", ["plan", "-c", config, "--detailed-exitcode"]);
+    const again = await step("4. Plan again: nothing left to do", [
+      "plan",
+      "-c",
+      config,
+      "--detailed-exitcode",
+    ]);
     ctx.stdout.write(`\n━━ 5. Where the secrets went (mode 0600; values never printed)\n`);
     for (const account of await readdir(join(work, "secrets"))) {
       for (const file of await readdir(join(work, "secrets", account))) {

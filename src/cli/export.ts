@@ -32,10 +32,16 @@ export const exportCommand: Command = async (ctx) => {
   }
   let accountId = values.account;
   if (!accountId) {
-    const config = await loadConfig(resolve(ctx.cwd, values.config ?? "cf-oauth-gitops.yaml")).catch(() => null);
+    const config = await loadConfig(resolve(ctx.cwd, values.config ?? "cf-oauth-gitops.yaml")).catch(
+      () => null,
+    );
     accountId = config?.account_id;
   }
-  if (!accountId) throw new GitOpsError("E_USAGE", "export: name the account with --account ID (or account_id in the config)");
+  if (!accountId)
+    throw new GitOpsError(
+      "E_USAGE",
+      "export: name the account with --account ID (or account_id in the config)",
+    );
   const logger = cliLogger(ctx, values["log-level"]);
   const reader = buildReader(ctx, logger);
   try {
@@ -53,14 +59,20 @@ export const exportCommand: Command = async (ctx) => {
 /** A desired-state YAML document for the given live clients, sorted by name. */
 export function renderDesiredDocument(accountId: string, live: readonly LiveClient[]): string {
   const clients = [...live]
-    .sort((a, b) => (a.client_name ?? "").localeCompare(b.client_name ?? "") || a.client_id.localeCompare(b.client_id))
+    .sort(
+      (a, b) =>
+        (a.client_name ?? "").localeCompare(b.client_name ?? "") || a.client_id.localeCompare(b.client_id),
+    )
     .map(toDesiredEntry);
   const header = "# yaml-language-server: $schema=https://cf-oauth-gitops.dev/schema/desired.schema.json\n";
   return header + stringify({ account_id: accountId, clients }, { lineWidth: 0 });
 }
 
 function toDesiredEntry(client: LiveClient): Record<string, unknown> {
-  const entry: Record<string, unknown> = { client_name: client.client_name ?? "", client_id: client.client_id };
+  const entry: Record<string, unknown> = {
+    client_name: client.client_name ?? "",
+    client_id: client.client_id,
+  };
   for (const field of WRITABLE_FIELDS) {
     if (field === "client_name") continue;
     let value = client[field];

@@ -45,7 +45,9 @@ export const validateCommand: Command = async (ctx) => {
     if (state.warnings.length > 0) ctx.stderr.write(`${asWarnings(state.warnings)}\n`);
     let clients = 0;
     for (const list of state.accounts.values()) clients += list.length;
-    ctx.stdout.write(`ok: ${clients} clients in ${state.accounts.size} accounts from ${state.files.length} files\n`);
+    ctx.stdout.write(
+      `ok: ${clients} clients in ${state.accounts.size} accounts from ${state.files.length} files\n`,
+    );
     return ExitCode.ok;
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;

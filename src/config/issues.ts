@@ -28,8 +28,8 @@ export interface YamlContext {
   file: string;
   doc: Document.Parsed;
   lineCounter: LineCounter;
-  /** Anchored nodes in document order, collected on first use (aliases are rare, problems rarer). */
-  anchors?: Node[];
+  /** Anchored nodes by name, in document order, collected on first use (aliases are rare, problems rarer). */
+  anchors?: Map<string, Node[]>;
 }
 
 /** Where in a node a problem is reported: its key (unknown keys), its value, or the mapping around it. */
@@ -48,12 +48,16 @@ export function formatPath(path: readonly PathSegment[]): string {
   return out;
 }
 
-function anchorsOf(ctx: YamlContext): Node[] {
+function anchorsOf(ctx: YamlContext): Map<string, Node[]> {
   if (ctx.anchors === undefined) {
-    const found: Node[] = [];
+    const found = new Map<string, Node[]>();
     visit(ctx.doc, {
       Node(_key, node) {
-        if ((node as { anchor?: string }).anchor) found.push(node);
+        const name = (node as { anchor?: string }).anchor;
+        if (!name) return;
+        const list = found.get(name);
+        if (list) list.push(node);
+        else found.set(name, [node]);
       },
     });
     ctx.anchors = found;
@@ -61,14 +65,14 @@ function anchorsOf(ctx: YamlContext): Node[] {
   return ctx.anchors;
 }
 
-/** The node an alias points at: the last anchor of that name before the alias. */
+/** The node an alias points at: the last anchor of that name before the alias (YAML may reuse names). */
 function deref(ctx: YamlContext, node: unknown): unknown {
   if (!isAlias(node)) return node;
   const at = node.range?.[0] ?? Number.POSITIVE_INFINITY;
   let target: Node | undefined;
-  for (const candidate of anchorsOf(ctx)) {
+  for (const candidate of anchorsOf(ctx).get(node.source) ?? []) {
     if ((candidate.range?.[0] ?? 0) >= at) break;
-    if ((candidate as { anchor?: string }).anchor === node.source) target = candidate;
+    target = candidate;
   }
   return target ?? node;
 }
@@ -142,11 +146,19 @@ function offsetOf(node: unknown): number | undefined {
 /** Is this a `key:` with nothing after it? Then the key is the better place to point at. */
 function isEmptyValue(node: unknown): boolean {
   const range = (node as { range?: [number, number, number] } | null)?.range;
-  return node === null || node === undefined || (isScalar(node) && node.value === null && range?.[0] === range?.[1]);
+  return (
+    node === null ||
+    node === undefined ||
+    (isScalar(node) && node.value === null && range?.[0] === range?.[1])
+  );
 }
 
 /** 1-based line and column of the node at `path` (or of the deepest node on the way to it). */
-export function locate(ctx: YamlContext, path: readonly PathSegment[], anchor: Anchor = "value"): { line: number; col: number } {
+export function locate(
+  ctx: YamlContext,
+  path: readonly PathSegment[],
+  anchor: Anchor = "value",
+): { line: number; col: number } {
   let found = follow(ctx, anchor === "parent" ? path.slice(0, -1) : path);
   if (anchor === "key" && found.depth < path.length) found = follow(ctx, path.slice(0, -1));
   let offset: number | undefined;
@@ -234,7 +246,8 @@ function schemasAt(root: AnySchema, path: readonly PathSegment[]): AnySchema[] {
     const next: AnySchema[] = [];
     for (const schema of current.flatMap((s) => layers(s))) {
       const def = defOf(schema);
-      if (def.type === "object" && typeof segment === "string" && def.shape?.[segment]) next.push(def.shape[segment]);
+      if (def.type === "object" && typeof segment === "string" && def.shape?.[segment])
+        next.push(def.shape[segment]);
       else if (def.type === "array" && typeof segment === "number" && def.element) next.push(def.element);
       else if (def.type === "record" && def.valueType) next.push(def.valueType);
     }
@@ -272,7 +285,8 @@ export function isRecord(value: unknown): value is Record<string, unknown> {
 function valueAt(data: unknown, path: readonly PathSegment[]): { found: boolean; value: unknown } {
   let current = data;
   for (const segment of path) {
-    if (Array.isArray(current) && typeof segment === "number" && segment < current.length) current = current[segment];
+    if (Array.isArray(current) && typeof segment === "number" && segment < current.length)
+      current = current[segment];
     else if (isRecord(current) && Object.hasOwn(current, String(segment))) current = current[String(segment)];
     else return { found: false, value: undefined };
   }
@@ -306,12 +320,13 @@ function typeHint(expected: string, value: unknown): string {
   if (expected === "boolean" && typeof value === "string" && /^(yes|no|on|off|y|n)$/i.test(value)) {
     return " (YAML 1.2 reads yes/no/on/off as strings)";
   }
-  if (expected === "array" && (typeof value === "string" || isRecord(value))) return " (write `- item` lines or `[a, b]`)";
+  if (expected === "array" && (typeof value === "string" || isRecord(value)))
+    return " (write `- item` lines or `[a, b]`)";
   return "";
 }
 
 function showValue(value: unknown): string {
-  const text = typeof value === "string" ? value : JSON.stringify(value) ?? String(value);
+  const text = typeof value === "string" ? value : (JSON.stringify(value) ?? String(value));
   return `\`${text.length > 60 ? `${text.slice(0, 60)}...` : text}\``;
 }
 
@@ -343,7 +358,8 @@ function describeOrShow(value: unknown): string {
 function sizeMessage(issue: ZodIssue & { code: "too_small" | "too_big" }): string {
   const bound = Number(issue.code === "too_small" ? issue.minimum : issue.maximum);
   const small = issue.code === "too_small";
-  if (issue.origin === "array") return small ? `needs at least ${bound} item${bound === 1 ? "" : "s"}` : `has more than ${bound} items`;
+  if (issue.origin === "array")
+    return small ? `needs at least ${bound} item${bound === 1 ? "" : "s"}` : `has more than ${bound} items`;
   if (issue.origin === "string") return small && bound === 1 ? "cannot be empty" : issue.message;
   return `must be ${small ? "at least" : "at most"} ${bound}`;
 }
@@ -415,7 +431,12 @@ function convertOne(issue: ZodIssue, path: PathSegment[], ctx: ZodIssueContext, 
     case "invalid_union": {
       if ("discriminator" in issue && issue.discriminator !== undefined) {
         const options = (issue as { options?: unknown[] }).options ?? [];
-        if (!found) at("E_REQUIRED", `\`${String(issue.discriminator)}\` is required (one of ${options.join(", ")})`, "parent");
+        if (!found)
+          at(
+            "E_REQUIRED",
+            `\`${String(issue.discriminator)}\` is required (one of ${options.join(", ")})`,
+            "parent",
+          );
         else at("E_ENUM", enumMessage(value, options));
         return;
       }
@@ -424,12 +445,16 @@ function convertOne(issue: ZodIssue, path: PathSegment[], ctx: ZodIssueContext, 
         for (const sub of branch) convertOne(sub, [...path, ...(sub.path as PathSegment[])], ctx, out);
         return;
       }
-      at("E_TYPE", `expected ${branchExpectation(issue.errors) || "another value"}, got ${describeValue(value)}`);
+      at(
+        "E_TYPE",
+        `expected ${branchExpectation(issue.errors) || "another value"}, got ${describeValue(value)}`,
+      );
       return;
     }
     case "invalid_key": {
       const sub = issue.issues[0];
-      const code = (sub?.code === "custom" ? (sub.params?.code as string | undefined) : undefined) ?? "E_BAD_KEY";
+      const code =
+        (sub?.code === "custom" ? (sub.params?.code as string | undefined) : undefined) ?? "E_BAD_KEY";
       at(code, sub?.message ?? "invalid key", "key");
       return;
     }

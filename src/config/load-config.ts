@@ -42,7 +42,9 @@ export async function loadConfig(path: string, options: LoadConfigOptions = {}):
   const plain = toPlainData(ctx);
   if (plain.issue) throw new ConfigError([plain.issue]);
   if (!isRecord(plain.data)) {
-    throw new ConfigError([issueAt(ctx, [], "E_TYPE", "the config file is a mapping of settings, e.g. `desired: ./desired`")]);
+    throw new ConfigError([
+      issueAt(ctx, [], "E_TYPE", "the config file is a mapping of settings, e.g. `desired: ./desired`"),
+    ]);
   }
   const result = configSchema.safeParse(plain.data);
   const issues = result.success
@@ -59,12 +61,24 @@ function parseSingleDocument(text: string, file: string): YamlContext {
   const [first, second] = parsed.documents;
   if (first === undefined) {
     throw new ConfigError([
-      { file, line: 1, col: 1, path: "", code: "E_EMPTY_FILE", message: "config file is empty; it needs at least `desired:`" },
+      {
+        file,
+        line: 1,
+        col: 1,
+        path: "",
+        code: "E_EMPTY_FILE",
+        message: "config file is empty; it needs at least `desired:`",
+      },
     ]);
   }
   if (second !== undefined) {
     throw new ConfigError([
-      issueAt(second, [], "E_MULTIPLE_DOCUMENTS", "the config file holds one YAML document; remove the `---` and what follows"),
+      issueAt(
+        second,
+        [],
+        "E_MULTIPLE_DOCUMENTS",
+        "the config file holds one YAML document; remove the `---` and what follows",
+      ),
     ]);
   }
   return first;
@@ -75,7 +89,11 @@ function checkConfig(data: Record<string, unknown>, ctx: YamlContext): ConfigIss
   const issues: ConfigIssue[] = [];
   const rotation = isRecord(data.rotation) ? data.rotation : {};
   const duration = (value: unknown, fallback: string) =>
-    value === undefined ? tryParseDuration(fallback) : typeof value === "string" ? tryParseDuration(value) : undefined;
+    value === undefined
+      ? tryParseDuration(fallback)
+      : typeof value === "string"
+        ? tryParseDuration(value)
+        : undefined;
   const every = duration(rotation.every, "90d");
   const grace = duration(rotation.grace, "24h");
   if (every !== undefined && grace !== undefined && grace >= every) {
@@ -91,7 +109,12 @@ function checkConfig(data: Record<string, unknown>, ctx: YamlContext): ConfigIss
   const webhook = data.webhook;
   if (isRecord(webhook) && webhook.secret_env === undefined && webhook.secret_file === undefined) {
     issues.push(
-      issueAt(ctx, ["webhook"], "E_REQUIRED", "a webhook needs `secret_env` or `secret_file`: unsigned webhooks are refused"),
+      issueAt(
+        ctx,
+        ["webhook"],
+        "E_REQUIRED",
+        "a webhook needs `secret_env` or `secret_file`: unsigned webhooks are refused",
+      ),
     );
   }
   return issues;
@@ -143,7 +166,9 @@ function buildConfig(out: ConfigOutput, { absolute, cwd, ctx }: BuildContext): R
       },
     },
     server: { address: out.server.address },
-    webhook: out.webhook && compact({ secret_env: out.webhook.secret_env, secret_file: atOptional(out.webhook.secret_file) }),
+    webhook:
+      out.webhook &&
+      compact({ secret_env: out.webhook.secret_env, secret_file: atOptional(out.webhook.secret_file) }),
   });
 }
 

@@ -15,7 +15,12 @@ import {
 } from "./issues.js";
 import { displayPath } from "./paths.js";
 import { checkEntry, hasSecret, resolveRotation, resolveSecret } from "./rules.js";
-import { EXTENSION_KEY_RE, desiredClientSchema, desiredEnvelopeSchema, type DesiredClientEntry } from "./schema.js";
+import {
+  EXTENSION_KEY_RE,
+  desiredClientSchema,
+  desiredEnvelopeSchema,
+  type DesiredClientEntry,
+} from "./schema.js";
 import type { LoadedDesiredState, ReconcilerConfig } from "./types.js";
 import { parseYamlFile, readSourceFile, toPlainData } from "./yaml-source.js";
 
@@ -66,7 +71,11 @@ async function collectYamlFiles(dir: string, out: string[]): Promise<void> {
   }
 }
 
-async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+async function mapLimited<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   const worker = async () => {
@@ -159,7 +168,12 @@ class DesiredStateBuilder {
     const checked = desiredEnvelopeSchema.safeParse(envelope);
     if (!checked.success) {
       this.errors.push(
-        ...fromZodIssues(checked.error.issues, { yaml: ctx, schema: desiredEnvelopeSchema, data: envelope, basePath: [] }),
+        ...fromZodIssues(checked.error.issues, {
+          yaml: ctx,
+          schema: desiredEnvelopeSchema,
+          data: envelope,
+          basePath: [],
+        }),
       );
     }
     const account = this.#accountOf(ctx, envelope);
@@ -191,7 +205,12 @@ class DesiredStateBuilder {
     const parsed = desiredClientSchema.safeParse(raw);
     if (!parsed.success) {
       this.errors.push(
-        ...fromZodIssues(parsed.error.issues, { yaml: ctx, schema: desiredClientSchema, data: raw, basePath: base }),
+        ...fromZodIssues(parsed.error.issues, {
+          yaml: ctx,
+          schema: desiredClientSchema,
+          data: raw,
+          basePath: base,
+        }),
       );
     }
     if (!isRecord(raw)) return;
@@ -220,7 +239,14 @@ class DesiredStateBuilder {
       const claim = claimAt("client_name");
       const prior = this.#names.get(key);
       if (!prior) this.#names.set(key, claim);
-      else this.#clash(prior, claim, "E_DUPLICATE_NAME", `client_name \`${raw.client_name}\` in account ${account}`, "declared");
+      else
+        this.#clash(
+          prior,
+          claim,
+          "E_DUPLICATE_NAME",
+          `client_name \`${raw.client_name}\` in account ${account}`,
+          "declared",
+        );
     }
     if (typeof raw.client_id === "string") {
       const claim = { ...claimAt("client_id"), account };

@@ -58,7 +58,12 @@ export function checkEntry(
 function checkRequired(raw: Record<string, unknown>, base: PathSegment[], report: RuleReporter): void {
   for (const field of REQUIRED_FIELDS) {
     if (raw[field] === undefined) {
-      report.error([...base, field], "E_REQUIRED", `\`${field}\` is required for a client that is present`, "parent");
+      report.error(
+        [...base, field],
+        "E_REQUIRED",
+        `\`${field}\` is required for a client that is present`,
+        "parent",
+      );
     }
   }
 }
@@ -97,7 +102,8 @@ function checkDuplicateValues(raw: Record<string, unknown>, base: PathSegment[],
     const seen = new Set<unknown>();
     list.forEach((item, i) => {
       if (typeof item !== "string") return;
-      if (seen.has(item)) report.warn([...base, field, i], "W_DUPLICATE_VALUE", `\`${item}\` is listed twice`);
+      if (seen.has(item))
+        report.warn([...base, field, i], "W_DUPLICATE_VALUE", `\`${item}\` is listed twice`);
       seen.add(item);
     });
   }
@@ -105,7 +111,11 @@ function checkDuplicateValues(raw: Record<string, unknown>, base: PathSegment[],
 
 function checkPresentHints(raw: Record<string, unknown>, base: PathSegment[], report: RuleReporter): void {
   if (Array.isArray(raw.redirect_uris) && raw.redirect_uris.length === 0) {
-    report.warn([...base, "redirect_uris"], "W_NO_REDIRECT_URIS", "no redirect URIs: the authorization code flow cannot complete");
+    report.warn(
+      [...base, "redirect_uris"],
+      "W_NO_REDIRECT_URIS",
+      "no redirect URIs: the authorization code flow cannot complete",
+    );
   }
   if (raw.visibility === "public") {
     // Promotion needs a logo and a verified client_uri host (API-NOTES.md, Update).
@@ -124,10 +134,18 @@ function checkPresentHints(raw: Record<string, unknown>, base: PathSegment[], re
   }
   if (raw.token_endpoint_auth_method === "none") {
     if (raw.secret !== undefined) {
-      report.warn([...base, "secret"], "W_SECRET_IGNORED", "ignored: a `none` (public PKCE) client has no secret");
+      report.warn(
+        [...base, "secret"],
+        "W_SECRET_IGNORED",
+        "ignored: a `none` (public PKCE) client has no secret",
+      );
     }
     if (isRecord(raw.rotation)) {
-      report.warn([...base, "rotation"], "W_ROTATION_IGNORED", "ignored: a `none` (public PKCE) client has no secret to rotate");
+      report.warn(
+        [...base, "rotation"],
+        "W_ROTATION_IGNORED",
+        "ignored: a `none` (public PKCE) client has no secret to rotate",
+      );
     }
   }
 }
@@ -160,12 +178,17 @@ function checkSecret(
   }
 }
 
-function effectiveRotation(raw: Record<string, unknown>, config: ReconcilerConfig): RotationPolicy | undefined {
+function effectiveRotation(
+  raw: Record<string, unknown>,
+  config: ReconcilerConfig,
+): RotationPolicy | undefined {
   const rotation = raw.rotation;
   if (rotation === false) return undefined;
   if (rotation !== undefined && !isRecord(rotation)) return undefined;
-  const every = typeof rotation?.every === "string" ? tryParseDuration(rotation.every) : config.rotation.every;
-  const grace = typeof rotation?.grace === "string" ? tryParseDuration(rotation.grace) : config.rotation.grace;
+  const every =
+    typeof rotation?.every === "string" ? tryParseDuration(rotation.every) : config.rotation.every;
+  const grace =
+    typeof rotation?.grace === "string" ? tryParseDuration(rotation.grace) : config.rotation.grace;
   return every === undefined || grace === undefined ? undefined : { every, grace };
 }
 

@@ -38,7 +38,8 @@ function withCheck<S extends z.ZodType>(schema: S, check: (value: z.output<S>) =
 }
 
 function patternCheck(re: RegExp, code: string, describe: (value: string) => string) {
-  return (value: string): Problem | undefined => (re.test(value) ? undefined : { code, message: describe(value) });
+  return (value: string): Problem | undefined =>
+    re.test(value) ? undefined : { code, message: describe(value) };
 }
 
 /** Echo a user value in a message without letting a pasted blob flood the output. */
@@ -53,11 +54,13 @@ function durationString(minimumSeconds: number) {
   const schema = withCheck(z.string(), (value) => {
     const seconds = tryParseDuration(value);
     if (seconds === undefined) return { code: "E_BAD_DURATION", message: describeBadDuration(value) };
-    if (seconds < minimumSeconds) return { code: "E_BAD_DURATION", message: `\`${value}\` is too short: at least 1s` };
+    if (seconds < minimumSeconds)
+      return { code: "E_BAD_DURATION", message: `\`${value}\` is too short: at least 1s` };
     return undefined;
   }).meta({
     pattern: DURATION_PATTERN,
-    description: "A duration: whole numbers with units d, h, m, s, largest first (`30s`, `10m`, `24h`, `90d`, `1h30m`).",
+    description:
+      "A duration: whole numbers with units d, h, m, s, largest first (`30s`, `10m`, `24h`, `90d`, `1h30m`).",
   });
   fixedIssueCodes.add(schema, { code: "E_BAD_DURATION" });
   return schema;
@@ -71,7 +74,11 @@ export const positiveDurationSchema = durationString(1);
 const ACCOUNT_ID_RE = /^[0-9a-fA-F]{32}$/;
 export const accountIdSchema = withCheck(
   z.string(),
-  patternCheck(ACCOUNT_ID_RE, "E_BAD_ACCOUNT_ID", (v) => `\`${show(v)}\` is not an account id (32 hex characters)`),
+  patternCheck(
+    ACCOUNT_ID_RE,
+    "E_BAD_ACCOUNT_ID",
+    (v) => `\`${show(v)}\` is not an account id (32 hex characters)`,
+  ),
 ).meta({ pattern: ACCOUNT_ID_RE.source, description: "Cloudflare account id: 32 hex characters." });
 
 const SINK_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
@@ -88,7 +95,10 @@ const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const envNameSchema = withCheck(
   z.string(),
   patternCheck(ENV_NAME_RE, "E_BAD_ENV_NAME", (v) => `\`${show(v)}\` is not an environment variable name`),
-).meta({ pattern: ENV_NAME_RE.source, description: "Name of an environment variable (never the value itself)." });
+).meta({
+  pattern: ENV_NAME_RE.source,
+  description: "Name of an environment variable (never the value itself).",
+});
 
 const nonEmpty = z.string().min(1);
 
@@ -116,7 +126,10 @@ function scopeProblem(value: string): Problem | undefined {
     };
   }
   if (/\s/.test(value)) {
-    return { code: "E_BAD_SCOPE", message: `scope \`${show(value)}\` contains spaces: list one scope per item` };
+    return {
+      code: "E_BAD_SCOPE",
+      message: `scope \`${show(value)}\` contains spaces: list one scope per item`,
+    };
   }
   return undefined;
 }
@@ -138,10 +151,16 @@ const optionalScopeSchema = withCheck(z.string(), (value) => {
 const clientNameSchema = withCheck(z.string(), (value) => {
   if (value.trim().length === 0) return { code: "E_EMPTY_NAME", message: "client_name cannot be empty" };
   if (value.trim() !== value) {
-    return { code: "E_BAD_NAME", message: "client_name has leading or trailing spaces (the plan would never settle)" };
+    return {
+      code: "E_BAD_NAME",
+      message: "client_name has leading or trailing spaces (the plan would never settle)",
+    };
   }
   return undefined;
-}).meta({ minLength: 1, description: "Human-readable name; unique within the account (it is how clients are matched)." });
+}).meta({
+  minLength: 1,
+  description: "Human-readable name; unique within the account (it is how clients are matched).",
+});
 
 const CLIENT_ID_RE = /^[A-Za-z0-9_-]{1,128}$/;
 const clientIdSchema = withCheck(
@@ -172,9 +191,9 @@ const secretSchema = z
     sink: sinkNameSchema
       .optional()
       .meta({ description: "A sink named in the config's `sinks:`; `default` when left out." }),
-    key: withCheck(z.string(), secretKeyProblem)
-      .optional()
-      .meta({ description: "Key inside the sink (file name, Vault path, Secret name); the client_name when left out." }),
+    key: withCheck(z.string(), secretKeyProblem).optional().meta({
+      description: "Key inside the sink (file name, Vault path, Secret name); the client_name when left out.",
+    }),
   })
   .meta({ description: "Where this client's secret is written." });
 
@@ -186,14 +205,17 @@ const rotationEntrySchema = z
       grace: durationSchema.optional(),
     }),
   ])
-  .meta({ description: "`false` turns rotation off; a mapping overrides the config's `rotation.every`/`grace`." });
+  .meta({
+    description: "`false` turns rotation off; a mapping overrides the config's `rotation.every`/`grace`.",
+  });
 
 const grantTypesSchema = withCheck(z.array(z.enum(GRANT_TYPES)), (value) =>
   value.includes("authorization_code")
     ? undefined
     : {
         code: "E_NO_AUTHORIZATION_CODE",
-        message: "grant_types must contain authorization_code (refresh_token is optional, nothing else is allowed)",
+        message:
+          "grant_types must contain authorization_code (refresh_token is optional, nothing else is allowed)",
       },
 ).meta({ contains: { const: "authorization_code" } });
 
@@ -206,20 +228,18 @@ export const desiredClientSchema = z
   .strictObject({
     client_name: clientNameSchema.optional(),
     client_id: clientIdSchema.optional(),
-    ensure: z
-      .enum(["present", "absent"])
-      .default("present")
-      .meta({ description: "`absent` deletes the client; such an entry needs only client_name or client_id." }),
+    ensure: z.enum(["present", "absent"]).default("present").meta({
+      description: "`absent` deletes the client; such an entry needs only client_name or client_id.",
+    }),
     redirect_uris: z
       .array(urlSchema(redirectUriProblem, "Absolute redirect URI; no fragment.", "uri"))
       .optional()
       .meta({ description: "Allowed redirect URIs (absolute; custom schemes allowed for native apps)." }),
     grant_types: grantTypesSchema.optional(),
     response_types: z.array(z.enum(RESPONSE_TYPES)).optional(),
-    scopes: z
-      .array(scopeSchema)
-      .optional()
-      .meta({ description: "Dot-delimited scope ids (`account-settings.read`) or identity scopes (`email`)." }),
+    scopes: z.array(scopeSchema).optional().meta({
+      description: "Dot-delimited scope ids (`account-settings.read`) or identity scopes (`email`).",
+    }),
     optional_scopes: z
       .array(optionalScopeSchema)
       .optional()
@@ -233,7 +253,9 @@ export const desiredClientSchema = z
     policy_uri: httpUrl("Privacy policy URL.").optional(),
     tos_uri: httpUrl("Terms of service URL.").optional(),
     allowed_cors_origins: z
-      .array(urlSchema(originProblem, "An origin: `https://host[:port]`.").meta({ pattern: "^https?://[^/?#]+$" }))
+      .array(
+        urlSchema(originProblem, "An origin: `https://host[:port]`.").meta({ pattern: "^https?://[^/?#]+$" }),
+      )
       .optional(),
     post_logout_redirect_uris: z
       .array(urlSchema(redirectUriProblem, "Absolute URI; no fragment.", "uri"))
@@ -252,6 +274,7 @@ export const desiredClientSchema = z
     else: { required: [...REQUIRED_FIELDS] },
   });
 
+/** One desired entry as written, and as parsed (`ensure`/`visibility` defaulted, nothing else). */
 export type DesiredClientInput = z.input<typeof desiredClientSchema>;
 export type DesiredClientEntry = z.output<typeof desiredClientSchema>;
 
@@ -259,8 +282,12 @@ export type DesiredClientEntry = z.output<typeof desiredClientSchema>;
 export const EXTENSION_KEY_RE = /^x-/;
 
 const desiredDocumentShape = {
-  account_id: accountIdSchema.optional().meta({ description: "Account of these clients; the config's `account_id` when left out." }),
-  clients: z.array(desiredClientSchema).meta({ description: "The OAuth clients of this account declared in this document." }),
+  account_id: accountIdSchema
+    .optional()
+    .meta({ description: "Account of these clients; the config's `account_id` when left out." }),
+  clients: z
+    .array(desiredClientSchema)
+    .meta({ description: "The OAuth clients of this account declared in this document." }),
 };
 
 /** One YAML document of a desired-state file (a file may hold several, separated by `---`). */
@@ -272,7 +299,10 @@ export const desiredDocumentSchema = z.strictObject(desiredDocumentShape).meta({
 });
 
 /** What is validated first; each entry is then validated on its own so one bad entry cannot hide another. */
-export const desiredEnvelopeSchema = z.strictObject({ ...desiredDocumentShape, clients: z.array(z.unknown()) });
+export const desiredEnvelopeSchema = z.strictObject({
+  ...desiredDocumentShape,
+  clients: z.array(z.unknown()),
+});
 
 // ---------------------------------------------------------------------------------------------------
 // The reconciler's config file
@@ -288,7 +318,11 @@ const fileSinkSchema = z.strictObject({
     .array(
       withCheck(
         z.string(),
-        patternCheck(AGE_RECIPIENT_RE, "E_BAD_AGE_RECIPIENT", (v) => `\`${show(v)}\` is not an age recipient (\`age1...\`)`),
+        patternCheck(
+          AGE_RECIPIENT_RE,
+          "E_BAD_AGE_RECIPIENT",
+          (v) => `\`${show(v)}\` is not an age recipient (\`age1...\`)`,
+        ),
       ),
     )
     .min(1)
@@ -320,12 +354,18 @@ const vaultSinkSchema = z.strictObject({
   mount: nonEmpty.default("secret").meta({ description: "KV v2 mount." }),
   path_prefix: z.string().meta({ description: "Path under the mount; the secret key is appended." }),
   token_env: envNameSchema.optional(),
-  token_file: nonEmpty.optional().meta({ description: "File holding a Vault token, relative to the config file." }),
-  kubernetes_role: nonEmpty.optional().meta({ description: "Log in with the Kubernetes auth method as this role." }),
+  token_file: nonEmpty
+    .optional()
+    .meta({ description: "File holding a Vault token, relative to the config file." }),
+  kubernetes_role: nonEmpty
+    .optional()
+    .meta({ description: "Log in with the Kubernetes auth method as this role." }),
   kubernetes_token_file: nonEmpty
     .optional()
     .meta({ description: "Service-account token for the Kubernetes login, relative to this file." }),
-  auth_mount: nonEmpty.optional().meta({ description: "Mount of the Kubernetes auth method (default `kubernetes`)." }),
+  auth_mount: nonEmpty
+    .optional()
+    .meta({ description: "Mount of the Kubernetes auth method (default `kubernetes`)." }),
   namespace: nonEmpty.optional().meta({ description: "Vault Enterprise namespace." }),
 });
 
@@ -341,9 +381,12 @@ const kubernetesSinkSchema = z.strictObject({
   ca_file: nonEmpty.optional().meta({ description: "CA bundle of the API server, relative to this file." }),
 });
 
-export const SINK_TYPES = ["file", "exec", "vault", "kubernetes"] as const;
-
-const sinkSchema = z.discriminatedUnion("type", [fileSinkSchema, execSinkSchema, vaultSinkSchema, kubernetesSinkSchema]);
+const sinkSchema = z.discriminatedUnion("type", [
+  fileSinkSchema,
+  execSinkSchema,
+  vaultSinkSchema,
+  kubernetesSinkSchema,
+]);
 
 /** When no `sinks:` are given: secrets go to `secrets/` beside the config file, one JSON file each. */
 export const DEFAULT_SINKS = { default: { type: "file", dir: "secrets" } } as const;
@@ -351,7 +394,10 @@ export const DEFAULT_SINKS = { default: { type: "file", dir: "secrets" } } as co
 const cronSchema = withCheck(z.string(), (value) =>
   cron.validate(value)
     ? undefined
-    : { code: "E_BAD_CRON", message: `\`${show(value)}\` is not a cron expression (five fields, e.g. \`0 3 * * *\`)` },
+    : {
+        code: "E_BAD_CRON",
+        message: `\`${show(value)}\` is not a cron expression (five fields, e.g. \`0 3 * * *\`)`,
+      },
 );
 
 function isTimeZone(value: string): boolean {
@@ -366,7 +412,10 @@ function isTimeZone(value: string): boolean {
 const timezoneSchema = withCheck(z.string(), (value) =>
   isTimeZone(value)
     ? undefined
-    : { code: "E_BAD_TIMEZONE", message: `\`${show(value)}\` is not an IANA time zone (e.g. \`UTC\`, \`Europe/Berlin\`)` },
+    : {
+        code: "E_BAD_TIMEZONE",
+        message: `\`${show(value)}\` is not an IANA time zone (e.g. \`UTC\`, \`Europe/Berlin\`)`,
+      },
 );
 
 const ADDRESS_RE = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):(\d{1,5})$/;
@@ -381,19 +430,17 @@ const addressSchema = withCheck(z.string(), (value) => {
 export const configSchema = z
   .strictObject({
     desired: nonEmpty.meta({
-      description: "Desired-state file or directory (searched recursively for *.yaml, *.yml), relative to this file.",
+      description:
+        "Desired-state file or directory (searched recursively for *.yaml, *.yml), relative to this file.",
     }),
     account_id: accountIdSchema.optional(),
     state_dir: nonEmpty
       .default(".cf-oauth-gitops")
       .meta({ description: "Ownership inventory and journal, relative to this file." }),
-    prune: z
-      .enum(["none", "owned", "all"])
-      .default("none")
-      .meta({
-        description:
-          "Delete live clients missing from the desired state: none, only those this tool created or adopted, or all (except `ignore`).",
-      }),
+    prune: z.enum(["none", "owned", "all"]).default("none").meta({
+      description:
+        "Delete live clients missing from the desired state: none, only those this tool created or adopted, or all (except `ignore`).",
+    }),
     ignore: z
       .array(nonEmpty)
       .default([])
@@ -440,6 +487,7 @@ export const configSchema = z
   })
   .meta({ title: "cf-oauth-gitops config" });
 
+/** The config file as written, and as parsed (defaults applied, durations still strings). */
 export type ConfigInput = z.input<typeof configSchema>;
 export type ConfigOutput = z.output<typeof configSchema>;
 

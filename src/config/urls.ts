@@ -19,7 +19,8 @@ function credentialsProblem(url: URL): string | undefined {
 export function redirectUriProblem(value: string): string | undefined {
   if (HOST_PORT_RE.test(value)) return "is missing a scheme, e.g. `http://`";
   const url = parse(value);
-  if (url === undefined) return "is not an absolute URL (scheme and host, e.g. `https://app.example.com/callback`)";
+  if (url === undefined)
+    return "is not an absolute URL (scheme and host, e.g. `https://app.example.com/callback`)";
   if (value.includes("#")) return "must not contain a fragment (`#...`)";
   return credentialsProblem(url);
 }

@@ -1,7 +1,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { type Document, LineCounter, type YAMLError, parseAllDocuments, visit } from "yaml";
 import type { ConfigIssue } from "../errors.js";
-import { type YamlContext, issueAtOffset, locate } from "./issues.js";
+import { type YamlContext, issueAtOffset } from "./issues.js";
 
 /**
  * Reading and parsing one YAML file defensively: files are refused by size before they are read,
@@ -45,17 +45,32 @@ export function decodeText(bytes: Uint8Array, file: string): ReadResult {
   }
   const nul = bytes.indexOf(0);
   if (nul !== -1) {
-    return { issue: fileIssue(file, "E_BINARY", "file is binary (contains NUL bytes), not YAML", lineColAt(bytes, nul)) };
+    return {
+      issue: fileIssue(
+        file,
+        "E_BINARY",
+        "file is binary (contains NUL bytes), not YAML",
+        lineColAt(bytes, nul),
+      ),
+    };
   }
   try {
     return { text: new TextDecoder("utf-8", { fatal: true }).decode(bytes) };
   } catch {
     const bad = firstInvalidUtf8(bytes);
-    return { issue: fileIssue(file, "E_NOT_UTF8", "file is not valid UTF-8; save it as UTF-8", lineColAt(bytes, bad)) };
+    return {
+      issue: fileIssue(
+        file,
+        "E_NOT_UTF8",
+        "file is not valid UTF-8; save it as UTF-8",
+        lineColAt(bytes, bad),
+      ),
+    };
   }
 }
 
-const inRange = (b: number | undefined, low: number, high: number) => b !== undefined && b >= low && b <= high;
+const inRange = (b: number | undefined, low: number, high: number) =>
+  b !== undefined && b >= low && b <= high;
 
 /** Index of the first byte that starts an invalid UTF-8 sequence (RFC 3629 table 3.7). */
 export function firstInvalidUtf8(bytes: Uint8Array): number {
@@ -71,7 +86,15 @@ export function firstInvalidUtf8(bytes: Uint8Array): number {
     const second = bytes[i + 1];
     if (length >= 2) {
       const [low, high] =
-        b === 0xe0 ? [0xa0, 0xbf] : b === 0xed ? [0x80, 0x9f] : b === 0xf0 ? [0x90, 0xbf] : b === 0xf4 ? [0x80, 0x8f] : [0x80, 0xbf];
+        b === 0xe0
+          ? [0xa0, 0xbf]
+          : b === 0xed
+            ? [0x80, 0x9f]
+            : b === 0xf0
+              ? [0x90, 0xbf]
+              : b === 0xf4
+                ? [0x80, 0x8f]
+                : [0x80, 0xbf];
       if (!inRange(second, low, high)) return i;
     }
     for (let k = 2; k < length; k++) if (!inRange(bytes[i + k], 0x80, 0xbf)) return i;
@@ -81,7 +104,11 @@ export function firstInvalidUtf8(bytes: Uint8Array): number {
 }
 
 /** Reads a file as UTF-8 text, refusing it by size (before reading), by content or when unreadable. */
-export async function readSourceFile(absolute: string, file: string, limit = MAX_FILE_BYTES): Promise<ReadResult> {
+export async function readSourceFile(
+  absolute: string,
+  file: string,
+  limit = MAX_FILE_BYTES,
+): Promise<ReadResult> {
   try {
     const info = await stat(absolute);
     if (!info.isFile()) return { issue: fileIssue(file, "E_NOT_A_FILE", "not a regular file") };
@@ -92,14 +119,22 @@ export async function readSourceFile(absolute: string, file: string, limit = MAX
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     return {
-      issue: fileIssue(file, code === "ENOENT" ? "E_NOT_FOUND" : "E_UNREADABLE", `cannot read file: ${code ?? String(error)}`),
+      issue: fileIssue(
+        file,
+        code === "ENOENT" ? "E_NOT_FOUND" : "E_UNREADABLE",
+        `cannot read file: ${code ?? String(error)}`,
+      ),
     };
   }
 }
 
 function tooLarge(file: string, size: number, limit: number): ConfigIssue {
   const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
-  return fileIssue(file, "E_TOO_LARGE", `file is ${mib(size)}, over the ${mib(limit)} limit; split it into several files`);
+  return fileIssue(
+    file,
+    "E_TOO_LARGE",
+    `file is ${mib(size)}, over the ${mib(limit)} limit; split it into several files`,
+  );
 }
 
 /** A parsed file: its non-empty documents, ready to be located into, and what went wrong. */
@@ -121,7 +156,8 @@ function syntaxCode(error: YAMLError): string {
 }
 
 function syntaxMessage(error: YAMLError): string {
-  if (error.code === "TAB_AS_INDENT") return "tabs are not allowed as indentation in YAML; indent with spaces";
+  if (error.code === "TAB_AS_INDENT")
+    return "tabs are not allowed as indentation in YAML; indent with spaces";
   if (error.code === "DUPLICATE_KEY") return "duplicate key: each key may appear once in a mapping";
   if (error.code === "RESOURCE_EXHAUSTION") return `nesting is too deep to parse (${error.message})`;
   return error.message.charAt(0).toLowerCase() + error.message.slice(1);
@@ -147,7 +183,9 @@ export function parseYamlFile(text: string, file: string): ParsedFile {
       logLevel: "error",
     }) as Document.Parsed[];
   } catch (error) {
-    result.errors.push(issueAtOffset(file, undefined, 0, "E_YAML_SYNTAX", `cannot parse: ${(error as Error).message}`));
+    result.errors.push(
+      issueAtOffset(file, undefined, 0, "E_YAML_SYNTAX", `cannot parse: ${(error as Error).message}`),
+    );
     return result;
   }
   let reported = 0;
@@ -163,12 +201,20 @@ export function parseYamlFile(text: string, file: string): ParsedFile {
         result.errors.push(issueAtOffset(file, lineCounter, offset, code, syntaxMessage(error)));
       } else if (reported === MAX_SYNTAX_ERRORS + 1) {
         result.errors.push(
-          issueAtOffset(file, lineCounter, error.pos[0], "E_YAML_SYNTAX", "more syntax errors follow; fix the ones above first"),
+          issueAtOffset(
+            file,
+            lineCounter,
+            error.pos[0],
+            "E_YAML_SYNTAX",
+            "more syntax errors follow; fix the ones above first",
+          ),
         );
       }
     }
     for (const warning of doc.warnings) {
-      result.warnings.push(issueAtOffset(file, lineCounter, warning.pos[0], "W_YAML", syntaxMessage(warning)));
+      result.warnings.push(
+        issueAtOffset(file, lineCounter, warning.pos[0], "W_YAML", syntaxMessage(warning)),
+      );
     }
     if (!isEmptyDocument(doc)) result.empty = false;
     if (usable && !isEmptyDocument(doc)) result.documents.push({ file, doc, lineCounter });
@@ -177,7 +223,9 @@ export function parseYamlFile(text: string, file: string): ParsedFile {
 }
 
 /** Plain data of a document, with alias expansion bounded; an alias bomb becomes an issue. */
-export function toPlainData(ctx: YamlContext): { data: unknown; issue?: undefined } | { data?: undefined; issue: ConfigIssue } {
+export function toPlainData(
+  ctx: YamlContext,
+): { data: unknown; issue?: undefined } | { data?: undefined; issue: ConfigIssue } {
   try {
     return { data: ctx.doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) as unknown };
   } catch (error) {
@@ -195,16 +243,31 @@ export function toPlainData(ctx: YamlContext): { data: unknown; issue?: undefine
     const { line, col } = ctx.lineCounter.linePos(offset);
     return {
       issue: bomb
-        ? { file: ctx.file, line, col, path: "", code: "E_ALIAS_BOMB", message: `aliases expand to too many nodes (over ${MAX_ALIAS_COUNT}): refused as a resource-exhaustion attack` }
+        ? {
+            file: ctx.file,
+            line,
+            col,
+            path: "",
+            code: "E_ALIAS_BOMB",
+            message: `aliases expand to too many nodes (over ${MAX_ALIAS_COUNT}): refused as a resource-exhaustion attack`,
+          }
         : unresolved !== undefined
-          ? { file: ctx.file, line, col, path: "", code: "E_UNRESOLVED_ALIAS", message: `alias \`*${unresolved}\` has no anchor \`&${unresolved}\` before it` }
-          : { file: ctx.file, line, col, path: "", code: "E_YAML_SYNTAX", message: message.charAt(0).toLowerCase() + message.slice(1) },
+          ? {
+              file: ctx.file,
+              line,
+              col,
+              path: "",
+              code: "E_UNRESOLVED_ALIAS",
+              message: `alias \`*${unresolved}\` has no anchor \`&${unresolved}\` before it`,
+            }
+          : {
+              file: ctx.file,
+              line,
+              col,
+              path: "",
+              code: "E_YAML_SYNTAX",
+              message: message.charAt(0).toLowerCase() + message.slice(1),
+            },
     };
   }
 }
-
-/** 1-based position of a document's top node. */
-export function documentStart(ctx: YamlContext): { line: number; col: number } {
-  return locate(ctx, []);
-}
-

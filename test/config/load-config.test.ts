@@ -29,7 +29,13 @@ describe("loadConfig", () => {
       ignore: [],
       safety: { max_deletes: 10, max_change_percent: 30, min_clients_for_percent: 10, allow_empty: false },
       sinks: { default: { type: "file", dir: join(dir, "ops/secrets"), format: "json" } },
-      rotation: { every: 7_776_000, grace: 86_400, schedule: "0 3 * * *", timezone: "UTC", max_concurrent: 4 },
+      rotation: {
+        every: 7_776_000,
+        grace: 86_400,
+        schedule: "0 3 * * *",
+        timezone: "UTC",
+        max_concurrent: 4,
+      },
       interval: 600,
       server: { address: "127.0.0.1:9090" },
     });
@@ -60,7 +66,12 @@ webhook: {secret_file: webhook.secret}
     expect(config.desired).toBe(join(dir, "desired/prod"));
     expect(config.state_dir).toBe("/var/lib/cf-oauth-gitops");
     expect(config.ignore).toEqual(["break-glass", "9a8b7c6d5e4f30211203f4e5d6c7b8a9"]);
-    expect(config.safety).toEqual({ max_deletes: 2, max_change_percent: 12.5, min_clients_for_percent: 4, allow_empty: true });
+    expect(config.safety).toEqual({
+      max_deletes: 2,
+      max_change_percent: 12.5,
+      min_clients_for_percent: 4,
+      allow_empty: true,
+    });
     expect(config.sinks).toEqual({
       files: {
         type: "file",
@@ -78,7 +89,12 @@ webhook: {secret_file: webhook.secret}
         token_file: join(dir, "vault-token"),
         namespace: "team",
       },
-      k8s: { type: "kubernetes", namespace: "oauth-secrets", name_prefix: "cf-", ca_file: join(dir, "ca.pem") },
+      k8s: {
+        type: "kubernetes",
+        namespace: "oauth-secrets",
+        name_prefix: "cf-",
+        ca_file: join(dir, "ca.pem"),
+      },
     });
     expect(config.rotation).toEqual({
       every: 2_592_000,
@@ -88,7 +104,9 @@ webhook: {secret_file: webhook.secret}
       max_concurrent: 2,
     });
     expect(config.interval).toBe(300);
-    expect(config.source).toEqual({ git: { url: "https://git.example.com/ops.git", branch: "main", path: ".", interval: 60 } });
+    expect(config.source).toEqual({
+      git: { url: "https://git.example.com/ops.git", branch: "main", path: ".", interval: 60 },
+    });
     expect(config.server).toEqual({ address: "0.0.0.0:8080" });
     expect(config.webhook).toEqual({ secret_file: join(dir, "webhook.secret") });
     expect(policyFromConfig(config)).toEqual({
@@ -100,7 +118,8 @@ webhook: {secret_file: webhook.secret}
 
   it("does not add a default sink when sinks are given", async () => {
     const dir = await tree({
-      "cf-oauth-gitops.yaml": "desired: d\nsinks:\n  vault: {type: vault, address: 'https://v.example.com', path_prefix: p}\n",
+      "cf-oauth-gitops.yaml":
+        "desired: d\nsinks:\n  vault: {type: vault, address: 'https://v.example.com', path_prefix: p}\n",
     });
     const config = await loadConfig("cf-oauth-gitops.yaml", { cwd: dir });
     expect(Object.keys(config.sinks)).toEqual(["vault"]);
@@ -136,7 +155,9 @@ rotation: {every: 1d, grace: 2d, timezone: Moon/Base}
       "8:44 rotation.timezone E_BAD_TIMEZONE",
     ]);
     expect(error.issues.every((i) => i.file === "c.yaml")).toBe(true);
-    expect(error.message).toContain("c.yaml:2:1: prun: unknown key `prun`; did you mean `prune`? [E_UNKNOWN_KEY]");
+    expect(error.message).toContain(
+      "c.yaml:2:1: prun: unknown key `prun`; did you mean `prune`? [E_UNKNOWN_KEY]",
+    );
   });
 
   it("suggests keys of the sink's own type only", async () => {
@@ -145,7 +166,12 @@ rotation: {every: 1d, grace: 2d, timezone: Moon/Base}
     });
     const error = await configErrorOf(loadConfig("c.yaml", { cwd: dir }));
     expect(error.issues).toHaveLength(1);
-    expect(error.issues[0]).toMatchObject({ code: "E_UNKNOWN_KEY", line: 3, col: 39, path: "sinks.default.timout" });
+    expect(error.issues[0]).toMatchObject({
+      code: "E_UNKNOWN_KEY",
+      line: 3,
+      col: 39,
+      path: "sinks.default.timout",
+    });
     expect(error.issues[0]?.message).toContain("did you mean `timeout`?");
   });
 });

@@ -98,7 +98,12 @@ describe("loadDesiredState", () => {
     });
     const { state } = await loadAll(dir);
     expect(state.files).toEqual(["clients.yml"]);
-    expect(state.accounts.get(ACCOUNT)?.[0]?.source).toEqual({ file: "clients.yml", line: 2, col: 5, path: "clients[0]" });
+    expect(state.accounts.get(ACCOUNT)?.[0]?.source).toEqual({
+      file: "clients.yml",
+      line: 2,
+      col: 5,
+      path: "clients[0]",
+    });
   });
 
   it("reads several documents per file, each with its own or the default account", async () => {
@@ -116,7 +121,10 @@ describe("loadDesiredState", () => {
   });
 
   it("keeps the entry as the whole truth: no defaults for omitted API fields", async () => {
-    const dir = await tree({ "cf-oauth-gitops.yaml": CONFIG, "desired/c.yaml": `clients:\n${clientYaml("bare")}` });
+    const dir = await tree({
+      "cf-oauth-gitops.yaml": CONFIG,
+      "desired/c.yaml": `clients:\n${clientYaml("bare")}`,
+    });
     const { state } = await loadAll(dir);
     const client = state.accounts.get(ACCOUNT)?.[0];
     expect(Object.keys(client?.fields ?? {}).sort()).toEqual([
@@ -199,7 +207,12 @@ clients:
     });
     const error = await configErrorOf(loadAll(dir));
     expect(error.issues).toHaveLength(1);
-    expect(error.issues[0]).toMatchObject({ code: "E_NO_AUTHORIZATION_CODE", line: 2, col: 16, path: "clients[0].grant_types" });
+    expect(error.issues[0]).toMatchObject({
+      code: "E_NO_AUTHORIZATION_CODE",
+      line: 2,
+      col: 16,
+      path: "clients[0].grant_types",
+    });
   });
 
   it("warns about valid input that is probably a mistake, without failing", async () => {
@@ -226,7 +239,9 @@ ${clientYaml("pub", "    visibility: public\n    client_uri: https://pub.example
 
   it("reports all three problems of one file", async () => {
     const config = await loadConfig("minimal/cf-oauth-gitops.yaml", { cwd: FIXTURES });
-    const error = await configErrorOf(loadDesiredState({ ...config, desired: join(FIXTURES, "multi/three-problems.yaml") }));
+    const error = await configErrorOf(
+      loadDesiredState({ ...config, desired: join(FIXTURES, "multi/three-problems.yaml") }),
+    );
     expect(error.issues.map((i) => `${i.file}:${i.line}:${i.col} ${i.path} ${i.code}`)).toEqual([
       "multi/three-problems.yaml:8:14 clients[0].scopes[0] E_COLON_SCOPE",
       "multi/three-problems.yaml:15:5 clients[1].redirect_uri E_UNKNOWN_KEY",
@@ -257,19 +272,36 @@ ${clientYaml("pub", "    visibility: public\n    client_uri: https://pub.example
   });
 
   it("handles 10,000 clients in one file, and a clash for each of 5,000 of them", async () => {
-    const entries = Array.from({ length: 10_000 }, (_, i) => clientYaml(`client-${i % 5_000}`, `    secret: {key: k-${i}}\n`));
-    const dir = await tree({ "cf-oauth-gitops.yaml": CONFIG, "desired/many.yaml": `clients:\n${entries.join("")}` });
+    const entries = Array.from({ length: 10_000 }, (_, i) =>
+      clientYaml(`client-${i % 5_000}`, `    secret: {key: k-${i}}\n`),
+    );
+    const dir = await tree({
+      "cf-oauth-gitops.yaml": CONFIG,
+      "desired/many.yaml": `clients:\n${entries.join("")}`,
+    });
     const error = await configErrorOf(loadAll(dir));
     expect(error.issues).toHaveLength(5_000);
     expect(new Set(error.issues.map((i) => i.code))).toEqual(new Set(["E_DUPLICATE_NAME"]));
-    expect(error.issues[0]).toMatchObject({ line: 7 * 5_000 + 2, col: 18, path: "clients[5000].client_name" });
+    expect(error.issues[0]).toMatchObject({
+      line: 7 * 5_000 + 2,
+      col: 18,
+      path: "clients[5000].client_name",
+    });
     expect(error.issues[0]?.message).toContain("first at desired/many.yaml:2:18");
 
     const unique = Array.from({ length: 10_000 }, (_, i) => clientYaml(`client-${i}`));
-    const ok = await tree({ "cf-oauth-gitops.yaml": CONFIG, "desired/many.yaml": `clients:\n${unique.join("")}` });
+    const ok = await tree({
+      "cf-oauth-gitops.yaml": CONFIG,
+      "desired/many.yaml": `clients:\n${unique.join("")}`,
+    });
     const { state } = await loadAll(ok);
     const clients = state.accounts.get(ACCOUNT) ?? [];
     expect(clients).toHaveLength(10_000);
-    expect(clients[9_999]?.source).toEqual({ file: "desired/many.yaml", line: 6 * 9_999 + 2, col: 5, path: "clients[9999]" });
+    expect(clients[9_999]?.source).toEqual({
+      file: "desired/many.yaml",
+      line: 6 * 9_999 + 2,
+      col: 5,
+      path: "clients[9999]",
+    });
   });
 });

@@ -24,7 +24,9 @@ ${extra}`;
 }
 
 /** A temp directory with the given files (path -> content); removed by the returned cleanup. */
-export async function tempTree(files: Record<string, string | Uint8Array>): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+export async function tempTree(
+  files: Record<string, string | Uint8Array>,
+): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), "cfg-test-"));
   for (const [path, content] of Object.entries(files)) {
     await mkdir(dirname(join(dir, path)), { recursive: true });
@@ -34,7 +36,10 @@ export async function tempTree(files: Record<string, string | Uint8Array>): Prom
 }
 
 /** Loads config and desired state from `dir`, naming files relative to `dir`. */
-export async function loadAll(dir: string, config = "cf-oauth-gitops.yaml"): Promise<{ config: ReconcilerConfig; state: LoadedDesiredState }> {
+export async function loadAll(
+  dir: string,
+  config = "cf-oauth-gitops.yaml",
+): Promise<{ config: ReconcilerConfig; state: LoadedDesiredState }> {
   const loaded = await loadConfig(config, { cwd: dir });
   return { config: loaded, state: await loadDesiredState(loaded) };
 }
