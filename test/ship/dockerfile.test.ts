@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
-import { validate, type Diagnostic } from "dockerfile-utils";
+import { validate } from "dockerfile-utils";
 
 /**
  * The Dockerfile is linted with dockerfile-utils' `validate()` (its CLI always exits 0, so the
@@ -19,7 +19,7 @@ function instructions(text: string): string[] {
 
 describe("Dockerfile", () => {
   it("has no errors or warnings from dockerfile-utils", () => {
-    const diagnostics: Diagnostic[] = validate(dockerfile);
+    const diagnostics = validate(dockerfile);
     expect(diagnostics.map((d) => `${d.range.start.line + 1}: ${d.message}`)).toEqual([]);
   });
 
