@@ -2,7 +2,17 @@ import { resolve } from "node:path";
 import { reconcileOnce } from "../engine/reconcile.js";
 import type { ChangeResult } from "../engine/apply.js";
 import { FileInventoryStore } from "../state/inventory.js";
-import { buildReaderWriter, cliLogger, COMMON_OPTIONS, loadInput, parseFlags, sinkResolver } from "./common.js";
+import { FileJournalStore } from "../state/journal.js";
+import { describeSecretResult } from "./rotate.js";
+import {
+  buildReaderWriter,
+  clockFromEnv,
+  cliLogger,
+  COMMON_OPTIONS,
+  loadInput,
+  parseFlags,
+  sinkResolver,
+} from "./common.js";
 import { type CliContext, type Command, ExitCode } from "./io.js";
 import { parseFormat, readSavedPlan, renderPlan } from "./plan.js";
 import { GitOpsError } from "../errors.js";
@@ -47,13 +57,15 @@ export const applyCommand: Command = async (ctx) => {
         reader: api,
         writer: api,
         inventoryStore: new FileInventoryStore(input.config.state_dir),
+        journal: new FileJournalStore(input.config.state_dir),
         sinks: sinkResolver(input.config, logger, ctx.env),
         logger,
-        now: () => new Date(),
+        now: clockFromEnv(ctx.env),
       },
       {
         desired: input.desired,
         policy: input.policy,
+        rotation: input.config.rotation,
         force: values.force === true,
         concurrency,
         signal: ctx.signal,
@@ -61,11 +73,14 @@ export const applyCommand: Command = async (ctx) => {
         onProgress: progressReporter(ctx),
       },
     );
+    // Work an earlier, interrupted run left in the journal (issue #4), finished before planning.
+    for (const r of result.resumed) ctx.stdout.write(`${describeSecretResult(r)}\n`);
+    const resumeFailed = result.resumed.some((r) => r.status === "failed" || r.status === "attention");
     ctx.stdout.write(renderPlan(result.plan, format, ctx, values["no-color"] === true));
     const report = result.apply;
     if (!report) {
       ctx.stdout.write("Nothing to apply.\n");
-      return ExitCode.ok;
+      return resumeFailed ? ExitCode.error : ExitCode.ok;
     }
     for (const line of report.results.map(describeResult)) ctx.stdout.write(`${line}\n`);
     ctx.stdout.write(
@@ -74,7 +89,7 @@ export const applyCommand: Command = async (ctx) => {
         (report.forgotten ? `, ${report.forgotten} stale inventory entries dropped` : "") +
         ".\n",
     );
-    return report.failed > 0 ? ExitCode.error : ExitCode.ok;
+    return report.failed > 0 || resumeFailed ? ExitCode.error : ExitCode.ok;
   } finally {
     await api.close();
   }

@@ -1,4 +1,4 @@
-import { GitOpsError } from "../errors.js";
+import { GitOpsError, UnsafePlanError } from "../errors.js";
 import { type Command, type CliContext, ExitCode } from "./io.js";
 
 /**
@@ -8,6 +8,7 @@ import { type Command, type CliContext, ExitCode } from "./io.js";
 const COMMANDS: Record<string, () => Promise<Command>> = {
   plan: async () => (await import("./plan.js")).planCommand,
   apply: async () => (await import("./apply.js")).applyCommand,
+  rotate: async () => (await import("./rotate.js")).rotateCommand,
   export: async () => (await import("./export.js")).exportCommand,
   emulator: async () => (await import("./emulator.js")).emulatorCommand,
   validate: async () => (await import("./validate.js")).validateCommand,
@@ -21,6 +22,7 @@ commands:
   validate   check the config and desired-state files (no credentials, no network)
   plan       show what apply would change (read-only)
   apply      make the account match the desired state
+  rotate     rotate client secrets (two phases, journaled, grace honoured)
   export     write an account's live clients as a desired-state file
   schema     print the JSON Schema of desired-state files
   emulator   run a local Cloudflare OAuth-clients API emulator
@@ -52,7 +54,8 @@ export async function main(argv: string[], ctx: Omit<CliContext, "args">): Promi
     return await command({ ...ctx, args });
   } catch (error) {
     ctx.stderr.write(`${describeError(error)}\n`);
-    return ExitCode.error;
+    // A plan refused by a safety valve is exit 3 for every verb (README, "CLI and exit codes").
+    return error instanceof UnsafePlanError ? ExitCode.unsafe : ExitCode.error;
   }
 }
 

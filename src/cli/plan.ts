@@ -2,15 +2,23 @@ import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { parsePlan } from "../core/plan-schema.js";
 import type { Plan } from "../core/plan-types.js";
-import { planHasWork } from "../core/plan.js";
 import { reconcileOnce } from "../engine/reconcile.js";
 import { GitOpsError } from "../errors.js";
 import { renderJson } from "../render/json.js";
 import { renderMarkdown } from "../render/markdown.js";
 import { renderText } from "../render/text.js";
 import { FileInventoryStore } from "../state/inventory.js";
+import { FileJournalStore } from "../state/journal.js";
 import { writeFileAtomic } from "../state/atomic.js";
-import { buildReader, cliLogger, COMMON_OPTIONS, loadInput, parseFlags, sinkResolver } from "./common.js";
+import {
+  buildReader,
+  clockFromEnv,
+  cliLogger,
+  COMMON_OPTIONS,
+  loadInput,
+  parseFlags,
+  sinkResolver,
+} from "./common.js";
 import { type CliContext, type Command, ExitCode } from "./io.js";
 
 const USAGE = `usage: cf-oauth-gitops plan [-c FILE] [--state-dir DIR] [--format text|markdown|json]
@@ -72,16 +80,19 @@ export const planCommand: Command = async (ctx) => {
         reader,
         writer: null,
         inventoryStore: new FileInventoryStore(input.config.state_dir),
+        journal: new FileJournalStore(input.config.state_dir),
         sinks: sinkResolver(input.config, logger, ctx.env),
         logger,
-        now: () => new Date(),
+        now: clockFromEnv(ctx.env),
       },
-      { desired: input.desired, policy: input.policy, signal: ctx.signal },
+      { desired: input.desired, policy: input.policy, rotation: input.config.rotation, signal: ctx.signal },
     );
     ctx.stdout.write(renderPlan(plan, format, ctx, values["no-color"] === true));
     if (values.out) await writeFileAtomic(resolve(ctx.cwd, values.out), renderJson(plan), { mode: 0o644 });
     if (!plan.safety.ok) return ExitCode.unsafe;
-    return values["detailed-exitcode"] && planHasWork(plan) ? ExitCode.changesPending : ExitCode.ok;
+    // 2 means the API would change. Adoptions and stale inventory entries touch only the local
+    // inventory, so an account adopted with `export` plans to 0 (README, "Desired state").
+    return values["detailed-exitcode"] && plan.changes.length > 0 ? ExitCode.changesPending : ExitCode.ok;
   } finally {
     await reader.close();
   }

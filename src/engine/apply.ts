@@ -1,19 +1,26 @@
 import type { Logger } from "pino";
-import type { OAuthClientsWriter } from "../cloudflare/client.js";
+import type { OAuthClientsReader, OAuthClientsWriter } from "../cloudflare/client.js";
 import type { LiveClient } from "../cloudflare/schemas.js";
 import type { Change, CreateChange, DeleteChange, Plan, UpdateChange } from "../core/plan-types.js";
 import type { SecretTarget } from "../core/model.js";
 import { GitOpsError, SinkError } from "../errors.js";
-import type { Secret } from "../secret.js";
-import type { SecretSink, SinkAddress } from "../sinks/types.js";
+import type { SecretSink } from "../sinks/types.js";
+import type { JournalStore } from "../state/journal.js";
 import type { InventoryRecorder } from "./inventory-recorder.js";
 import { mapSettledBounded } from "./pool.js";
+import { createWithJournal } from "./rotate.js";
 
 /** Finds the sink a target names; the wiring builds it from the config. */
 export type SinkResolver = (name: string) => SecretSink;
 
 export interface ApplyDeps {
   writer: OAuthClientsWriter;
+  /** Re-reads a client while a create's secret is being made known (has it a rotated secret?). */
+  reader: OAuthClientsReader;
+  /** The secret write-ahead journal: every create with a secret is journaled step by step (issue #4). */
+  journal: JournalStore;
+  /** Live clients per account as planned: a create journals the ids that already carry its name. */
+  live?: ReadonlyMap<string, readonly LiveClient[]>;
   sinks: SinkResolver;
   inventory: InventoryRecorder;
   logger: Logger;
@@ -54,9 +61,10 @@ export interface ApplyReport {
  * the next plan starts from what actually happened.
  *
  * Creates are made safe for the secret: every sink a create will write to is checked writable before
- * any create is sent; a create's secret is written to its sink and read back before the client is
- * recorded as owned; a create whose answer was lost (`secretLost`) gets a known secret by rotating and
- * deleting the unknown one at once (nobody can be using it yet).
+ * any create is sent; each create is journaled (engine/rotate.ts `createWithJournal`): the intent
+ * before the POST, the secret before the sink write; the client is recorded as owned once its secret
+ * reads back from the sink; a create whose answer was lost (in this process or by a crash) gets a known
+ * secret by rotating and deleting the unknown one at once (nobody can be using it yet).
  */
 export async function applyPlan(plan: Plan, deps: ApplyDeps): Promise<ApplyReport> {
   const log = deps.logger.child({ component: "apply" });
@@ -122,17 +130,34 @@ async function applyCreate(
     const refused = unwritable.get(sinkKey(change.account_id, change.secret));
     if (refused) return failedResult(change, refused);
   }
+  if (change.secret) {
+    const existing = (deps.live?.get(change.account_id) ?? [])
+      .filter((c) => c.client_name === change.client_name)
+      .map((c) => c.client_id);
+    const created = await createWithJournal({ ...change, secret: change.secret }, existing, {
+      reader: deps.reader,
+      writer: deps.writer,
+      sinks: deps.sinks,
+      journal: deps.journal,
+      inventory: deps.inventory,
+      logger: deps.logger,
+      now: deps.now,
+      ...(deps.signal ? { signal: deps.signal } : {}),
+    });
+    return {
+      kind: "create",
+      account_id: change.account_id,
+      client_name: change.client_name,
+      client_id: created.client.client_id,
+      status: "applied",
+      secret_location: created.secret_location,
+    };
+  }
+  // A `none` client has no secret to lose: a crash before the answer leaves a client the next plan
+  // adopts by name, never a duplicate.
   const opts = deps.signal ? { signal: deps.signal, existingClientIds: [] } : { existingClientIds: [] };
   const created = await deps.writer.createClient(change.account_id, change.body, opts);
   const clientId = created.client.client_id;
-  let secretLocation: string | undefined;
-  if (change.secret) {
-    let secret = created.secret;
-    if (created.secretLost || secret === null) {
-      secret = await mintKnownSecret(change.account_id, clientId, deps);
-    }
-    secretLocation = await publishSecret(change.account_id, created.client, change.secret, secret, deps);
-  }
   await deps.inventory.own(change.account_id, {
     client_id: clientId,
     client_name: change.client_name,
@@ -145,7 +170,6 @@ async function applyCreate(
     client_name: change.client_name,
     client_id: clientId,
     status: "applied",
-    ...(secretLocation ? { secret_location: secretLocation } : {}),
   };
 }
 
@@ -178,46 +202,6 @@ async function applyDelete(change: DeleteChange, deps: ApplyDeps): Promise<Chang
     client_id: change.client_id,
     status: "applied",
   };
-}
-
-/**
- * Gets a secret this tool knows for a client whose current secret nobody holds (a create whose
- * answer was lost): rotate, then drop the unknown one at
- * once. Safe only because no consumer can be using the unknown secret.
- */
-async function mintKnownSecret(accountId: string, clientId: string, deps: ApplyDeps): Promise<Secret> {
-  const opts = deps.signal ? { signal: deps.signal } : {};
-  const secret = await deps.writer.rotateSecret(accountId, clientId, opts);
-  await deps.writer.deleteRotatedSecret(accountId, clientId, opts);
-  return secret;
-}
-
-/** Writes the secret to its sink, reads it back and compares; returns where it went. */
-async function publishSecret(
-  accountId: string,
-  client: LiveClient,
-  target: SecretTarget,
-  secret: Secret,
-  deps: ApplyDeps,
-): Promise<string> {
-  const sink = deps.sinks(target.sink);
-  const address: SinkAddress = { account_id: accountId, key: target.key };
-  await sink.write(address, {
-    account_id: accountId,
-    client_id: client.client_id,
-    client_name: client.client_name ?? "",
-    client_secret: secret,
-    issued_at: deps.now().toISOString(),
-  });
-  const back = await sink.read(address);
-  if (!back || back.client_secret.reveal() !== secret.reveal() || back.client_id !== client.client_id) {
-    throw new SinkError(
-      "E_SINK_READBACK",
-      `sink=${target.sink}: the record read back from ${sink.describe(address)} does not match what was written`,
-      { context: { sink: target.sink } },
-    );
-  }
-  return sink.describe(address);
 }
 
 /** Checks every sink a create will write to, once per (account, sink); returns the refusals. */

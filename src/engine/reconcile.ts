@@ -1,16 +1,19 @@
 import type { Logger } from "pino";
 import type { OAuthClientsReader, OAuthClientsWriter } from "../cloudflare/client.js";
 import type { LiveClient } from "../cloudflare/schemas.js";
-import type { DesiredState, Policy } from "../core/model.js";
+import type { DesiredState, Inventory, Policy, RotationPolicy } from "../core/model.js";
 import { verifyPlanFresh } from "../core/checksum.js";
 import { accountsInScope, computePlan, planHasWork } from "../core/plan.js";
 import type { Plan } from "../core/plan-types.js";
+import { computeRotations, rotationStatus, type RotationInput } from "../core/rotation.js";
 import { findUnknownScopes } from "../core/scopes.js";
 import { ConfigError, GitOpsError, UnsafePlanError } from "../errors.js";
 import type { InventoryStore } from "../state/inventory.js";
+import { journalView, type JournalStore } from "../state/journal.js";
 import { type ApplyReport, applyPlan, type ChangeResult, type SinkResolver } from "./apply.js";
 import { InventoryRecorder } from "./inventory-recorder.js";
 import { mapSettledBounded } from "./pool.js";
+import { DEFAULT_ROTATION_POLICY, readSinkIssuedAt, resumeJournal, type SecretOpResult } from "./rotate.js";
 
 export interface ReconcileDeps {
   reader: OAuthClientsReader;
@@ -20,6 +23,8 @@ export interface ReconcileDeps {
    */
   writer: OAuthClientsWriter | null;
   inventoryStore: InventoryStore;
+  /** The secret write-ahead journal (issue #4): resumed before planning when a writer is present. */
+  journal: JournalStore;
   sinks: SinkResolver;
   logger: Logger;
   now: () => Date;
@@ -35,10 +40,14 @@ export interface ReconcileOptions {
   concurrency?: number;
   onProgress?: (done: number, total: number, result: ChangeResult) => void;
   signal?: AbortSignal;
+  /** The config's rotation defaults, for the plan's rotation items (issue #4). */
+  rotation?: RotationPolicy;
 }
 
 export interface ReconcileResult {
   plan: Plan;
+  /** Secret operations an earlier run left in the journal, finished (or retried) before planning. */
+  resumed: SecretOpResult[];
   /** Null when nothing was applied (plan-only, or an empty plan). */
   apply: ApplyReport | null;
 }
@@ -52,10 +61,43 @@ export async function reconcileOnce(
   deps: ReconcileDeps,
   options: ReconcileOptions,
 ): Promise<ReconcileResult> {
+  // A run that writes holds the state directory (the journal's lock); a plan only reads.
+  const release = deps.writer ? await deps.journal.lock() : async () => undefined;
+  try {
+    return await reconcileLocked(deps, options);
+  } finally {
+    await release();
+  }
+}
+
+async function reconcileLocked(deps: ReconcileDeps, options: ReconcileOptions): Promise<ReconcileResult> {
   const log = deps.logger.child({ component: "reconcile" });
-  const inventory = await deps.inventoryStore.load();
+  let inventory = await deps.inventoryStore.load();
   const accounts = accountsInScope(options.desired.accounts, inventory);
-  const live = await listLiveClients(deps.reader, accounts, options.signal);
+  let live = await listLiveClients(deps.reader, accounts, options.signal);
+  // Crash recovery first (issue #4): creates whose answer was lost, secrets minted but not published.
+  const recorder = new InventoryRecorder(deps.inventoryStore, inventory);
+  let resumed: SecretOpResult[] = [];
+  if (deps.writer) {
+    const report = await resumeJournal(
+      {
+        reader: deps.reader,
+        writer: deps.writer,
+        sinks: deps.sinks,
+        journal: deps.journal,
+        inventory: recorder,
+        logger: deps.logger,
+        now: deps.now,
+        ...(options.signal ? { signal: options.signal } : {}),
+      },
+      { finishDueDeletions: false, live },
+    );
+    resumed = report.results;
+    if (report.changed) {
+      inventory = recorder.current;
+      live = await listLiveClients(deps.reader, accounts, options.signal);
+    }
+  }
   const plan = computePlan({
     desired: options.desired,
     live,
@@ -64,6 +106,7 @@ export async function reconcileOnce(
     force: options.force ?? false,
     now: deps.now(),
   });
+  await addRotations(plan, deps, options, { live, inventory });
   log.info({ summary: plan.summary, checksum: plan.checksum }, "plan computed");
 
   if (options.savedPlan) {
@@ -77,13 +120,15 @@ export async function reconcileOnce(
     }
   }
   await checkScopesExist(deps.reader, plan, options.signal);
-  if (!deps.writer) return { plan, apply: null };
+  if (!deps.writer) return { plan, resumed, apply: null };
   if (!plan.safety.ok) throw unsafePlanError(plan);
-  if (!planHasWork(plan)) return { plan, apply: null };
+  if (!planHasWork(plan)) return { plan, resumed, apply: null };
 
-  const recorder = new InventoryRecorder(deps.inventoryStore, inventory);
   const report = await applyPlan(plan, {
     writer: deps.writer,
+    reader: deps.reader,
+    journal: deps.journal,
+    live,
     sinks: deps.sinks,
     inventory: recorder,
     logger: deps.logger,
@@ -92,7 +137,32 @@ export async function reconcileOnce(
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   });
-  return { plan, apply: report };
+  return { plan, resumed, apply: report };
+}
+
+/**
+ * Fills `plan.rotations` (due rotations, old secrets awaiting deletion) from the journal and the sinks'
+ * `issued_at`. Rotations are not in the checksum: `rotate` carries them out, not `apply`, and they
+ * follow the clock, so they never make a reviewed plan stale.
+ */
+async function addRotations(
+  plan: Plan,
+  deps: ReconcileDeps,
+  options: ReconcileOptions,
+  state: { live: Map<string, LiveClient[]>; inventory: Inventory },
+): Promise<void> {
+  const input: RotationInput = {
+    desired: options.desired,
+    live: state.live,
+    inventory: state.inventory,
+    journal: journalView(await deps.journal.list()),
+    sinkIssuedAt: new Map(),
+    defaultPolicy: options.rotation ?? DEFAULT_ROTATION_POLICY,
+    now: deps.now(),
+  };
+  const sinkIssuedAt = await readSinkIssuedAt(rotationStatus(input), deps.sinks, deps.logger);
+  plan.rotations = computeRotations({ ...input, sinkIssuedAt });
+  plan.summary.rotations = plan.rotations.length;
 }
 
 async function listLiveClients(

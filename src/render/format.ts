@@ -57,7 +57,24 @@ export function attentionLine(plan: Plan): string {
   add(s.unmanaged, "unmanaged", "unmanaged");
   add(s.skipped, "skipped", "skipped");
   add(s.stale_inventory, "stale inventory entry", "stale inventory entries");
+  const due = plan.rotations.filter((r) => r.phase === "rotate").length;
+  add(due, "secret rotation due", "secret rotations due");
+  add(plan.rotations.length - due, "old secret awaiting deletion", "old secrets awaiting deletion");
   return parts.join(", ");
+}
+
+/**
+ * One line per rotation item (issue #4): what `rotate` does next for a client, and from when. Rotations
+ * are carried out by `rotate`, never by `apply`, and are not part of the checksum.
+ */
+export function rotationLines(plan: Plan): string[] {
+  return plan.rotations.map(
+    (r) =>
+      `${str(r.account_id)} ${JSON.stringify(str(r.client_name))} (id ${str(r.client_id)}): ` +
+      (r.phase === "rotate"
+        ? `rotation due since ${str(r.due_at)}`
+        : `old secret deleted from ${str(r.due_at)}`),
+  );
 }
 
 /** Everything the plan says about one account. */

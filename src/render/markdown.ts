@@ -8,6 +8,7 @@ import {
   groupByAccount,
   itemLine,
   str,
+  rotationLines,
   summaryLine,
   type AccountSection,
 } from "./format.js";
@@ -35,6 +36,7 @@ export function renderMarkdown(plan: Plan, options: MarkdownOptions = {}): strin
   for (const row of tableRows(plan, sections)) budget.add(row);
   budget.add("\n");
   budget.add(safetyText(plan));
+  budget.add(rotationsText(plan));
   budget.add(`<sub>checksum <code>${escapeHtml(str(plan.checksum))}</code></sub>\n\n`);
   let shown = 0;
   for (const section of sections) {
@@ -83,6 +85,13 @@ function tableRows(plan: Plan, sections: AccountSection[]): string[] {
   const total = counts(plan);
   rows.push(`| **Total** | ${total.map((n) => `**${n}**`).join(" | ")} |\n`);
   return rows;
+}
+
+/** Secret rotations as a short list (issue #4); empty when there are none. */
+function rotationsText(plan: Plan): string {
+  const lines = rotationLines(plan);
+  if (lines.length === 0) return "";
+  return `**Secret rotations** (carried out by \`rotate\`, not by apply):\n\n${lines.map((l) => `- ${escapeHtml(l)}`).join("\n")}\n\n`;
 }
 
 function safetyText(plan: Plan): string {

@@ -8,6 +8,7 @@ import {
   groupByAccount,
   itemLine,
   str,
+  rotationLines,
   summaryLine,
 } from "./format.js";
 
@@ -61,6 +62,11 @@ export function renderText(plan: Plan, options: TextOptions): string {
     for (const s of plan.stale_inventory) {
       out.push(`    ${str(s.account_id)} ${JSON.stringify(str(s.client_name))} (id ${str(s.client_id)})`);
     }
+    out.push("");
+  }
+  if (plan.rotations.length > 0) {
+    out.push(paint("bold", "Secret rotations (carried out by `rotate`, not by apply):"));
+    for (const line of rotationLines(plan)) out.push(`    ${line}`);
     out.push("");
   }
   out.push(...safetyLines(plan, paint));

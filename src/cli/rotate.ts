@@ -1,0 +1,175 @@
+import type { ClientRotationStatus } from "../core/rotation.js";
+import { readRotationStatus, type RotateMode, rotateOnce, type SecretOpResult } from "../engine/rotate.js";
+import { GitOpsError } from "../errors.js";
+import { FileInventoryStore } from "../state/inventory.js";
+import { FileJournalStore } from "../state/journal.js";
+import {
+  buildReader,
+  buildReaderWriter,
+  clockFromEnv,
+  cliLogger,
+  COMMON_OPTIONS,
+  loadInput,
+  parseFlags,
+  sinkResolver,
+} from "./common.js";
+import { type Command, ExitCode } from "./io.js";
+
+const USAGE = `usage: cf-oauth-gitops rotate [-c FILE] [--state-dir DIR] [--client NAME]...
+                              [--now | --finish | --compromised | --recover | --status]
+                              [--format text|json]
+
+Rotates client secrets in two phases, each step journaled in the state directory so a killed run is
+resumed by the next one: (1) check the sink is writable, rotate_secret, write the new secret to the
+sink and read it back; (2) once 'grace' has passed, delete the old secret. Work left by an earlier run
+(a secret not yet published, a due deletion) is always finished first.
+
+  (default)      finish deletions whose grace has passed; rotate secrets whose age reached 'every'
+  --now          start a rotation now, whatever the age (the old secret still gets its grace)
+  --finish       only delete old secrets whose grace has passed
+  --compromised  break-glass, needs --client: delete any old secret, rotate, publish, and delete the
+                 replaced secret at once (consumers must pick up the new secret immediately)
+  --recover      needs --client: for a client left alone because it has a rotated secret this tool
+                 does not know (E_UNKNOWN_ROTATED_SECRET) or a rotation whose new secret was lost
+                 (E_ROTATION_SECRET_LOST). Trusts that the sink holds the NEWEST secret, deletes the
+                 rotated (older) one, then rotates and publishes right away so the tool knows a valid
+                 secret again (the secret it replaces keeps its grace). Risk: if the sink holds the
+                 older secret, consumers are locked out from the delete until they read the newly
+                 published one; after E_ROTATION_SECRET_LOST that is certain (the sink holds the
+                 older secret), so run it when consumers can re-read the sink.
+  --status       print each client's secret age, phase and next due time; changes nothing
+  --client NAME  act only on these clients (repeatable)
+
+Exit codes: 0 everything done (or waiting for grace); 1 any failure, or a client left alone that needs
+--recover (an unknown rotated secret, a lost new secret).
+Environment: CF_OAUTH_GITOPS_CLOCK_OFFSET shifts the clock (e.g. 36h) to rehearse schedules.`;
+
+const MODE_FLAGS = ["now", "finish", "compromised", "recover", "status"] as const;
+
+/**
+ * `rotate`: the secret rotation verb (issue #4), and `rotateOnce` is what the daemon's schedule calls.
+ * `--status` constructs only the read-only client (DESIGN.md, "Dry-run decided once").
+ */
+export const rotateCommand: Command = async (ctx) => {
+  const { values } = parseFlags("rotate", ctx.args, {
+    ...COMMON_OPTIONS,
+    client: { type: "string", multiple: true },
+    now: { type: "boolean" },
+    finish: { type: "boolean" },
+    compromised: { type: "boolean" },
+    recover: { type: "boolean" },
+    status: { type: "boolean" },
+    format: { type: "string" },
+  });
+  if (values.help) {
+    ctx.stdout.write(`${USAGE}\n`);
+    return ExitCode.ok;
+  }
+  const chosen = MODE_FLAGS.filter((flag) => values[flag] === true);
+  if (chosen.length > 1)
+    throw new GitOpsError("E_USAGE", `rotate: --${chosen.join(" and --")} cannot be combined`);
+  const clients = values.client ?? [];
+  const mode = chosen[0];
+  if ((mode === "compromised" || mode === "recover") && clients.length === 0) {
+    throw new GitOpsError(
+      "E_USAGE",
+      `rotate --${mode} needs --client NAME: it never applies to every client implicitly`,
+    );
+  }
+  const format = values.format ?? "text";
+  if (format !== "text" && format !== "json")
+    throw new GitOpsError("E_USAGE", `--format must be text or json`);
+
+  const input = await loadInput(ctx, values);
+  const logger = cliLogger(ctx, values["log-level"]);
+  const common = {
+    inventoryStore: new FileInventoryStore(input.config.state_dir),
+    journal: new FileJournalStore(input.config.state_dir),
+    sinks: sinkResolver(input.config, logger, ctx.env),
+    logger,
+    now: clockFromEnv(ctx.env),
+    signal: ctx.signal,
+  };
+  const defaults = { every: input.config.rotation.every, grace: input.config.rotation.grace };
+
+  if (mode === "status") {
+    const reader = buildReader(ctx, logger);
+    try {
+      const statuses = await readRotationStatus({ ...common, reader }, { desired: input.desired, defaults });
+      const shown = clients.length > 0 ? statuses.filter((s) => clients.includes(s.client_name)) : statuses;
+      ctx.stdout.write(format === "json" ? `${JSON.stringify(shown, null, 2)}\n` : renderStatuses(shown));
+      return ExitCode.ok;
+    } finally {
+      await reader.close();
+    }
+  }
+
+  const api = buildReaderWriter(ctx, logger);
+  try {
+    const report = await rotateOnce(
+      { ...common, reader: api, writer: api },
+      {
+        desired: input.desired,
+        defaults,
+        mode: (mode ?? "auto") as RotateMode,
+        clients,
+        concurrency: input.config.rotation.max_concurrent,
+      },
+    );
+    if (format === "json") {
+      ctx.stdout.write(
+        `${JSON.stringify({ results: report.results, statuses: report.statuses }, null, 2)}\n`,
+      );
+    } else {
+      for (const r of report.results) ctx.stdout.write(`${describeSecretResult(r)}\n`);
+      ctx.stdout.write(summaryLine(report.results, report.statuses));
+    }
+    if (report.attention > 0) {
+      ctx.stderr.write(
+        `rotate: ${report.attention} client(s) left alone and need an operator (see above; 'rotate --help' explains --recover)\n`,
+      );
+    }
+    return report.failed > 0 || report.attention > 0 ? ExitCode.error : ExitCode.ok;
+  } finally {
+    await api.close();
+  }
+};
+
+const MARK: Record<SecretOpResult["status"], string> = { ok: "✓", waiting: "…", attention: "!", failed: "✗" };
+
+/** One line per result: mark, client, what happened; the stable code for failures. Never a secret. */
+export function describeSecretResult(r: SecretOpResult): string {
+  const id = r.client_id ? ` ${r.client_id}` : "";
+  const code = r.code ? ` [${r.code}]` : "";
+  return `${MARK[r.status]} secret [${r.account_id}/${r.client_name}]${id}: ${r.message}${code}`;
+}
+
+function summaryLine(results: readonly SecretOpResult[], statuses: readonly ClientRotationStatus[]): string {
+  const count = (s: SecretOpResult["status"]) => results.filter((r) => r.status === s).length;
+  return (
+    `Rotate: ${count("ok")} done, ${count("waiting")} waiting, ${count("attention")} need attention, ` +
+    `${count("failed")} failed; ${statuses.length} rotatable clients.\n`
+  );
+}
+
+/** The `--status` table: one line per client. */
+function renderStatuses(statuses: readonly ClientRotationStatus[]): string {
+  if (statuses.length === 0)
+    return "No rotatable clients (desired, owned, confidential, with a secret target).\n";
+  const lines = statuses.map((s) => {
+    const age =
+      s.age_seconds === null ? "age unknown" : `age ${formatAge(s.age_seconds)} (from ${s.age_source})`;
+    const next = s.next_due_at
+      ? `, next ${s.phase === "grace" ? "old-secret deletion" : "step"} ${s.next_due_at}`
+      : "";
+    return `${s.account_id} ${JSON.stringify(s.client_name)} ${s.client_id}: ${s.phase}, ${age}${next}`;
+  });
+  return `${lines.join("\n")}\n`;
+}
+
+function formatAge(seconds: number): string {
+  const d = Math.floor(seconds / 86_400);
+  const h = Math.floor((seconds % 86_400) / 3_600);
+  const m = Math.floor((seconds % 3_600) / 60);
+  return d > 0 ? `${d}d${h}h` : h > 0 ? `${h}h${m}m` : `${m}m${seconds % 60}s`;
+}

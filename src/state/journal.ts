@@ -1,0 +1,333 @@
+import { randomBytes } from "node:crypto";
+import { mkdir, open, readdir, readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { z } from "zod";
+import type { JournalClientState, JournalView } from "../core/rotation.js";
+import { clientKey } from "../core/rotation.js";
+import { StateError } from "../errors.js";
+import { Secret } from "../secret.js";
+import { syncDirectory, writeFileAtomic } from "./atomic.js";
+
+/**
+ * The secret write-ahead journal: `<state_dir>/journal/<entry-id>.json`, one file per operation on a
+ * client's secret (a create, a known-secret mint, a rotation). Each step is written, fsynced and renamed
+ * into place BEFORE the action it announces, so a process killed at any point (kill -9, power loss)
+ * leaves a record of exactly how far it got; the next run reads the journal first and resumes.
+ *
+ * Steps, in order (issue #4, "two phases"):
+ * - `recover`  (rotations started by `rotate --recover` only): the operator confirmed the sink holds
+ *   the newest secret; DELETE rotate_secret comes next.
+ * - `intent`   the create POST or rotate_secret is about to be sent.
+ * - `minted`   the API returned the new secret; it is in this file (mode 0600) until published.
+ * - `published` the sink holds the secret and it read back equal; the secret is scrubbed from the file
+ *   (only its fingerprint stays).
+ * - `done`     nothing left to do (old secret deleted, or none to delete). The newest done entry of a
+ *   client stays as its record: when its secret was published and whether this tool created it.
+ *
+ * A file holds a raw secret only while its step is `minted`. Files and the directory are private
+ * (0600/0700) whatever the step.
+ */
+
+export const JOURNAL_DIR = "journal";
+
+/** What an operation does. `create`: POST a client (then, if its secret was lost, mint one). */
+export type JournalOp = "create" | "rotate";
+
+export type JournalStep = "recover" | "intent" | "minted" | "published" | "done";
+
+/** When the secret the new one replaces is deleted (DELETE rotate_secret). */
+export type DeleteOld = "none" | "at-once" | "after-grace";
+
+/** Why an operation was started: shown in reports and status. */
+export const JOURNAL_REASONS = [
+  "create",
+  "scheduled",
+  "now",
+  "compromised",
+  "recover",
+  "missing-record",
+] as const;
+export type JournalReason = (typeof JOURNAL_REASONS)[number];
+
+export interface JournalEntry {
+  id: string;
+  op: JournalOp;
+  reason: JournalReason;
+  step: JournalStep;
+  account_id: string;
+  client_name: string;
+  /** Null only for a create whose POST has not answered yet. */
+  client_id: string | null;
+  /** Where the secret goes. */
+  target: { sink: string; key: string };
+  delete_old: DeleteOld;
+  /** Seconds the replaced secret stays valid after the new one is published (`after-grace`). */
+  grace_seconds: number;
+  /**
+   * True while no secret of this client can be held by anyone (a create whose secret never reached a
+   * sink): only then may an unknown secret be deleted without
+   * the newest being published.
+   */
+  unused: boolean;
+  /** The tool created this client (carried forward to later entries; licenses minting a lost secret). */
+  created_by_tool: boolean;
+  /** Creates: ids of live clients that already had this name when the create was planned. */
+  existing_client_ids: string[];
+  /** Only while `step` is `minted`. */
+  secret: Secret | null;
+  fingerprint: string | null;
+  started_at: string;
+  minted_at: string | null;
+  published_at: string | null;
+  done_at: string | null;
+  publish_attempts: number;
+  /** The last failure, safe to show (never a secret). */
+  last_error: { code: string; message: string } | null;
+  /** Set when the new secret of this rotation was lost: the tool will not go on without `--recover`. */
+  blocked: "secret-lost" | null;
+}
+
+const entrySchema = z.object({
+  version: z.literal(1),
+  id: z.string().regex(/^[a-z0-9-]+$/),
+  op: z.enum(["create", "rotate"]),
+  reason: z.enum(JOURNAL_REASONS),
+  step: z.enum(["recover", "intent", "minted", "published", "done"]),
+  account_id: z.string(),
+  client_name: z.string(),
+  client_id: z.string().nullable(),
+  target: z.object({ sink: z.string(), key: z.string() }),
+  delete_old: z.enum(["none", "at-once", "after-grace"]),
+  grace_seconds: z.number().int().min(0),
+  unused: z.boolean(),
+  created_by_tool: z.boolean(),
+  existing_client_ids: z.array(z.string()),
+  secret: z.string().nullable(),
+  fingerprint: z.string().nullable(),
+  started_at: z.string(),
+  minted_at: z.string().nullable(),
+  published_at: z.string().nullable(),
+  done_at: z.string().nullable(),
+  publish_attempts: z.number().int().min(0),
+  last_error: z.object({ code: z.string(), message: z.string() }).nullable(),
+  blocked: z.enum(["secret-lost"]).nullable(),
+});
+
+/** A fresh entry id: sortable by time of creation, unique across processes. */
+export function newEntryId(now: Date): string {
+  return `${now.getTime().toString(36).padStart(9, "0")}-${randomBytes(6).toString("hex")}`;
+}
+
+/**
+ * Where the journal lives and how entries reach disk. An interface so the engine can be driven over a
+ * real directory in tests and, later, over another store; there is one implementation.
+ */
+export interface JournalStore {
+  /** Every entry, oldest first. A corrupt file fails the run: guessing could lose a secret. */
+  list(): Promise<JournalEntry[]>;
+  /** Writes the entry durably (atomic replace, fsync of file and directory) before returning. */
+  write(entry: JournalEntry): Promise<void>;
+  /** Removes the entry durably. */
+  remove(id: string): Promise<void>;
+  /** The file an entry lives in, for messages. */
+  pathOf(id: string): string;
+  /**
+   * Takes the state directory for one run that writes (apply, rotate): waits for another run in this
+   * process, refuses (E_STATE_LOCKED) while another live process holds it, takes over from a dead one
+   * (a run killed with kill -9). Resolves to the release function.
+   */
+  lock(): Promise<() => Promise<void>>;
+}
+
+/** In-process queue per journal directory: the daemon's reconcile and rotation never interleave. */
+const localLocks = new Map<string, Promise<void>>();
+
+/** The journal as files under `<state_dir>/journal/`. */
+export class FileJournalStore implements JournalStore {
+  readonly dir: string;
+
+  constructor(stateDir: string) {
+    this.dir = join(stateDir, JOURNAL_DIR);
+  }
+
+  pathOf(id: string): string {
+    return join(this.dir, `${id}.json`);
+  }
+
+  async lock(): Promise<() => Promise<void>> {
+    const previous = localLocks.get(this.dir) ?? Promise.resolve();
+    let releaseLocal!: () => void;
+    const mine = new Promise<void>((resolve) => (releaseLocal = resolve));
+    const chained = previous.then(() => mine);
+    localLocks.set(this.dir, chained);
+    await previous;
+    try {
+      await this.#takeFileLock();
+    } catch (error) {
+      releaseLocal();
+      if (localLocks.get(this.dir) === chained) localLocks.delete(this.dir);
+      throw error;
+    }
+    return async () => {
+      await rm(join(this.dir, LOCK_FILE), { force: true });
+      releaseLocal();
+      if (localLocks.get(this.dir) === chained) localLocks.delete(this.dir);
+    };
+  }
+
+  async #takeFileLock(): Promise<void> {
+    const path = join(this.dir, LOCK_FILE);
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        const handle = await open(path, "wx", 0o600);
+        await handle.writeFile(`${process.pid}\n`);
+        await handle.close();
+        return;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EEXIST") {
+          throw new StateError("E_STATE_LOCK", `cannot lock ${path}: ${(error as Error).message}`, {
+            cause: error,
+          });
+        }
+      }
+      const holder = Number.parseInt(await readFile(path, "utf8").catch(() => ""), 10);
+      if (Number.isInteger(holder) && holder !== process.pid && isAlive(holder)) {
+        throw new StateError(
+          "E_STATE_LOCKED",
+          `${this.dir} is in use by another cf-oauth-gitops run (pid ${holder}); try again when it has finished`,
+          { disposition: "wait", context: { pid: holder } },
+        );
+      }
+      // Left by a run that died (or by this process): take it over.
+      await rm(path, { force: true });
+    }
+    throw new StateError("E_STATE_LOCK", `cannot lock ${path}: it keeps reappearing`);
+  }
+
+  async list(): Promise<JournalEntry[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+      throw new StateError("E_JOURNAL_READ", `cannot read ${this.dir}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    const entries: JournalEntry[] = [];
+    for (const name of names.filter((n) => n.endsWith(".json") && !n.startsWith(".")).sort()) {
+      entries.push(await this.#read(join(this.dir, name)));
+    }
+    return entries;
+  }
+
+  async write(entry: JournalEntry): Promise<void> {
+    const path = this.pathOf(entry.id);
+    try {
+      await writeFileAtomic(path, serialiseEntry(entry), { mode: 0o600, dirMode: 0o700 });
+    } catch (error) {
+      throw new StateError("E_JOURNAL_WRITE", `cannot write ${path}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+  }
+
+  async remove(id: string): Promise<void> {
+    const path = this.pathOf(id);
+    try {
+      await rm(path, { force: true });
+      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      await syncDirectory(this.dir);
+    } catch (error) {
+      throw new StateError("E_JOURNAL_WRITE", `cannot remove ${path}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+  }
+
+  async #read(path: string): Promise<JournalEntry> {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(await readFile(path, "utf8"));
+    } catch (error) {
+      // Never quote the file: it may hold a secret.
+      throw new StateError(
+        "E_JOURNAL_CORRUPT",
+        `${path} is not a readable journal entry: ${(error as Error).name}`,
+        {
+          cause: error,
+        },
+      );
+    }
+    const result = entrySchema.safeParse(parsed);
+    if (!result.success) {
+      const first = result.error.issues[0];
+      throw new StateError(
+        "E_JOURNAL_CORRUPT",
+        `${path}: ${first?.path.join(".") ?? ""}: ${first?.code ?? "invalid"}; fix or move the file aside`,
+      );
+    }
+    const { version: _version, secret, ...rest } = result.data;
+    return { ...rest, secret: secret === null ? null : new Secret(secret) };
+  }
+}
+
+const LOCK_FILE = ".lock";
+
+/** Whether a process exists (EPERM: it does, under another user). */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** The file body: the one place a journal secret is unwrapped. */
+export function serialiseEntry(entry: JournalEntry): string {
+  const plain: Record<string, unknown> = { version: 1 };
+  // The schema's key order, so every file reads the same way.
+  for (const key of Object.keys(entrySchema.shape)) {
+    if (key !== "version") plain[key] = entry[key as keyof JournalEntry];
+  }
+  plain["secret"] = entry.step === "minted" && entry.secret ? entry.secret.reveal() : null;
+  return `${JSON.stringify(plain, null, 2)}\n`;
+}
+
+/**
+ * The journal as the pure core sees it (no secrets, no ids): per client, the operation in flight and
+ * the last time a secret of ours was published. Creates that have no client id yet are left out.
+ */
+export function journalView(entries: readonly JournalEntry[]): JournalView {
+  const view = new Map<string, JournalClientState>();
+  for (const entry of entries) {
+    if (entry.client_id === null) continue;
+    const key = clientKey(entry.account_id, entry.client_id);
+    const state: JournalClientState = view.get(key) ?? {
+      account_id: entry.account_id,
+      client_id: entry.client_id,
+      active: null,
+      last_published_at: null,
+      created_by_tool: false,
+    };
+    state.created_by_tool ||= entry.created_by_tool;
+    if (entry.published_at && (!state.last_published_at || entry.published_at > state.last_published_at)) {
+      state.last_published_at = entry.published_at;
+    }
+    if (entry.step !== "done") {
+      state.active = {
+        op: entry.op,
+        reason: entry.reason,
+        step: entry.step,
+        delete_old: entry.delete_old,
+        published_at: entry.published_at,
+        grace_seconds: entry.grace_seconds,
+        blocked: entry.blocked,
+      };
+    }
+    view.set(key, state);
+  }
+  return view;
+}
