@@ -12,7 +12,7 @@ import type { InventoryStore } from "../state/inventory.js";
 import { journalView, type JournalStore } from "../state/journal.js";
 import { type ApplyReport, applyPlan, type ChangeResult, type SinkResolver } from "./apply.js";
 import { InventoryRecorder } from "./inventory-recorder.js";
-import { mapSettledBounded } from "./pool.js";
+import { listLiveClients } from "./live.js";
 import { DEFAULT_ROTATION_POLICY, readSinkIssuedAt, resumeJournal, type SecretOpResult } from "./rotate.js";
 
 export interface ReconcileDeps {
@@ -163,22 +163,6 @@ async function addRotations(
   const sinkIssuedAt = await readSinkIssuedAt(rotationStatus(input), deps.sinks, deps.logger);
   plan.rotations = computeRotations({ ...input, sinkIssuedAt });
   plan.summary.rotations = plan.rotations.length;
-}
-
-async function listLiveClients(
-  reader: OAuthClientsReader,
-  accounts: readonly string[],
-  signal: AbortSignal | undefined,
-): Promise<Map<string, LiveClient[]>> {
-  const settled = await mapSettledBounded(accounts, 4, (account) =>
-    reader.listClients(account, signal ? { signal } : {}),
-  );
-  const live = new Map<string, LiveClient[]>();
-  settled.forEach((outcome, index) => {
-    if (outcome.status === "rejected") throw outcome.reason;
-    live.set(accounts[index] as string, outcome.value);
-  });
-  return live;
 }
 
 /**

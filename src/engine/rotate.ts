@@ -26,6 +26,7 @@ import {
 import type { InventoryStore } from "../state/inventory.js";
 import type { SinkResolver } from "./apply.js";
 import { InventoryRecorder } from "./inventory-recorder.js";
+import { listLiveClients } from "./live.js";
 import { mapSettledBounded } from "./pool.js";
 
 /**
@@ -294,9 +295,9 @@ async function rotateLocked(deps: RotateDeps, options: RotateOptions): Promise<R
   const inventory = new InventoryRecorder(deps.inventoryStore, await deps.inventoryStore.load());
   const secretDeps: SecretDeps = { ...deps, inventory };
   const accounts = accountsInScope(options.desired.accounts, inventory.current);
-  let live = await listLive(deps.reader, accounts, deps.signal);
+  let live = await listLiveClients(deps.reader, accounts, deps.signal);
   const resumed = await resumeJournal(secretDeps, { finishDueDeletions: true, live });
-  if (resumed.changed) live = await listLive(deps.reader, accounts, deps.signal);
+  if (resumed.changed) live = await listLiveClients(deps.reader, accounts, deps.signal);
 
   const entries = await deps.journal.list();
   const view = journalView(entries);
@@ -339,7 +340,11 @@ export async function readRotationStatus(
   options: Pick<RotateOptions, "desired" | "defaults">,
 ): Promise<ClientRotationStatus[]> {
   const inventory = await deps.inventoryStore.load();
-  const live = await listLive(deps.reader, accountsInScope(options.desired.accounts, inventory), deps.signal);
+  const live = await listLiveClients(
+    deps.reader,
+    accountsInScope(options.desired.accounts, inventory),
+    deps.signal,
+  );
   const view = journalView(await deps.journal.list());
   return readStatuses(deps, options, live, inventory, view);
 }
@@ -1003,20 +1008,4 @@ function logResult(log: Logger, r: SecretOpResult, context: string): void {
   if (r.status === "failed") log.error(fields, r.message);
   else if (r.status === "attention") log.warn(fields, r.message);
   else log.info(fields, r.message);
-}
-
-async function listLive(
-  reader: OAuthClientsReader,
-  accounts: readonly string[],
-  signal: AbortSignal | undefined,
-): Promise<Map<string, LiveClient[]>> {
-  const settled = await mapSettledBounded(accounts, 4, (account) =>
-    reader.listClients(account, signal ? { signal } : {}),
-  );
-  const live = new Map<string, LiveClient[]>();
-  settled.forEach((outcome, index) => {
-    if (outcome.status === "rejected") throw outcome.reason;
-    live.set(accounts[index] as string, outcome.value);
-  });
-  return live;
 }
