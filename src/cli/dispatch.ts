@@ -8,6 +8,7 @@ import { type Command, type CliContext, ExitCode } from "./io.js";
 const COMMANDS: Record<string, () => Promise<Command>> = {
   plan: async () => (await import("./plan.js")).planCommand,
   apply: async () => (await import("./apply.js")).applyCommand,
+  run: async () => (await import("./run.js")).runCommand,
   rotate: async () => (await import("./rotate.js")).rotateCommand,
   export: async () => (await import("./export.js")).exportCommand,
   emulator: async () => (await import("./emulator.js")).emulatorCommand,
@@ -22,6 +23,7 @@ commands:
   validate   check the config and desired-state files (no credentials, no network)
   plan       show what apply would change (read-only)
   apply      make the account match the desired state
+  run        keep the account matching the desired state (daemon: git, watch, webhook, metrics)
   rotate     rotate client secrets (two phases, journaled, grace honoured)
   export     write an account's live clients as a desired-state file
   schema     print the JSON Schema of desired-state files

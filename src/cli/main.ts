@@ -33,4 +33,7 @@ if (isEntryPoint()) {
     signal: controller.signal,
   });
   process.exitCode = code;
+  // The verb has returned: nothing it left behind (a request still on the wire after `run`'s shutdown
+  // deadline) may keep the process alive. Unref'd, so a clean exit is not delayed.
+  setTimeout(() => process.exit(code), 1_000).unref();
 }

@@ -23,6 +23,7 @@ export {
   clientOptionsFromEnv,
   DEFAULT_BASE_URL,
   type BackoffOptions,
+  type ApiResponseInfo,
   type ClientOptions,
   type Credentials,
 } from "./options.js";

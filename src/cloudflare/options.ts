@@ -45,6 +45,24 @@ export interface ClientOptions {
   /** Keep-alive connections per origin. Default 8. */
   connections?: number;
   userAgent?: string;
+  /**
+   * Called after every attempt with what the debug log line carries (never headers or bodies), so the
+   * daemon can count requests by route and status without parsing logs. `status` is null when no
+   * response arrived (`code` says why). Exceptions it throws are ignored.
+   */
+  onResponse?: (info: ApiResponseInfo) => void;
+}
+
+/** One attempt, as reported to {@link ClientOptions.onResponse}. */
+export interface ApiResponseInfo {
+  method: string;
+  /** Route template, e.g. `/accounts/:account_id/oauth_clients`: low cardinality. */
+  route: string;
+  status: number | null;
+  attempt: number;
+  durationMs: number;
+  /** The error code when the attempt failed without a response (timeout, network, abort). */
+  code?: string;
 }
 
 export const DEFAULT_TIMEOUT_MS = 30_000;

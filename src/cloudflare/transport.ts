@@ -105,6 +105,7 @@ export class Transport {
   readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly #now: () => number;
   readonly #userAgent: string;
+  readonly #onResponse: ClientOptions["onResponse"];
 
   constructor(options: ClientOptions) {
     this.#baseUrl = options.baseUrl.replace(/\/+$/, "");
@@ -118,6 +119,7 @@ export class Transport {
     this.#sleep = options.sleep ?? ((ms, signal) => sleepTimer(ms, undefined, { signal }));
     this.#now = options.now ?? Date.now;
     this.#userAgent = options.userAgent ?? DEFAULT_USER_AGENT;
+    this.#onResponse = options.onResponse;
     this.log = (options.logger ?? silentLogger).child({ component: "cloudflare" });
     this.budget = new RateBudget(options.rateBudget, this.#now);
     this.#agent = new Agent({
@@ -242,17 +244,20 @@ export class Transport {
 
   #logAttempt(spec: Where, attempt: number, status: number | null, sentAt: number, code?: string) {
     // Method, route template, status, attempt and duration only: never headers or bodies.
-    this.log.debug(
-      {
-        method: spec.method,
-        route: spec.route,
-        status,
-        attempt,
-        durationMs: this.#now() - sentAt,
-        ...(code ? { code } : {}),
-      },
-      "cloudflare request",
-    );
+    const info = {
+      method: spec.method,
+      route: spec.route,
+      status,
+      attempt,
+      durationMs: this.#now() - sentAt,
+      ...(code ? { code } : {}),
+    };
+    this.log.debug(info, "cloudflare request");
+    try {
+      this.#onResponse?.(info);
+    } catch {
+      // A metrics hook must never fail a request.
+    }
   }
 
   #interpret<S, R>(

@@ -1,0 +1,281 @@
+import { readFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { clientOptionsFromEnv, createClient, createReader } from "../cloudflare/index.js";
+import { loadConfig, policyFromConfig } from "../config/index.js";
+import { tryParseDuration } from "../config/duration.js";
+import type { ReconcilerConfig } from "../config/types.js";
+import {
+  Daemon,
+  type DaemonTriggerOptions,
+  directorySource,
+  engineRotationRunner,
+  gitDesiredSource,
+  type RunRecord,
+  shieldCalls,
+} from "../engine/daemon.js";
+import { GitSource } from "../engine/git-source.js";
+import { GitOpsError } from "../errors.js";
+import { createLogger, type Logger } from "../log.js";
+import { startServer, type RunningServer } from "../server/http.js";
+import { DaemonMetrics } from "../server/metrics.js";
+import { createWebhookHandler, loadWebhookSecret } from "../server/webhook.js";
+import { FileInventoryStore } from "../state/inventory.js";
+import { FileJournalStore } from "../state/journal.js";
+import { clockFromEnv, COMMON_OPTIONS, parseFlags, sinkResolver } from "./common.js";
+import { type CliContext, type Command, ExitCode } from "./io.js";
+
+const USAGE = `usage: cf-oauth-gitops run [-c FILE] [--state-dir DIR] [--dry-run] [--once]
+                           [--listen HOST:PORT] [--log-format json|pretty] [--log-level LEVEL]
+                           [--shutdown-timeout DURATION] [--concurrency N]
+
+Runs the reconciler until SIGTERM/SIGINT: a run at start, then on every trigger (the config's
+'interval' with ±10% jitter, a change under the desired directory, a new commit on the git source's
+branch, a verified POST /hooks/git) and on the rotation schedule. One run at a time; triggers during a
+run coalesce into one follow-up run; failures back off. Invalid desired state is never applied.
+
+  --dry-run               observe only: the mutating client is never built; drift and due rotations
+                          are reported (status, metrics, logs)
+  --once                  one run with the daemon's wiring, then exit (0 ok, 1 error or partial, 3 unsafe)
+  --listen HOST:PORT      serve /healthz /readyz /status /metrics /hooks/git here (default: the
+                          config's server.address, 127.0.0.1:9090; port 0 picks a free port)
+  --log-format FORMAT     json (default, one object per line on stdout) or pretty
+  --shutdown-timeout D    on SIGTERM, finish the changes in flight within D (default 30s), then exit
+  --concurrency N         changes in flight at once (default 4)`;
+
+export const DEFAULT_SHUTDOWN_TIMEOUT_SECONDS = 30;
+
+/** `run`: the daemon. See USAGE and engine/daemon.ts. */
+export const runCommand: Command = async (ctx) => {
+  const { values } = parseFlags("run", ctx.args, {
+    ...COMMON_OPTIONS,
+    "dry-run": { type: "boolean" },
+    once: { type: "boolean" },
+    listen: { type: "string" },
+    "log-format": { type: "string" },
+    "shutdown-timeout": { type: "string" },
+    concurrency: { type: "string" },
+  });
+  if (values.help) {
+    ctx.stdout.write(`${USAGE}\n`);
+    return ExitCode.ok;
+  }
+  const dryRun = values["dry-run"] === true;
+  const shutdownMs = parseShutdownTimeout(values["shutdown-timeout"]) * 1000;
+  const concurrency = parseConcurrency(values.concurrency);
+  const logger = await daemonLogger(ctx, values["log-format"], values["log-level"]);
+  const config = await loadRunConfig(ctx, values);
+
+  const clock = clockFromEnv(ctx.env);
+  const metrics = new DaemonMetrics({
+    version: await packageVersion(),
+    mode: dryRun ? "dry-run" : "apply",
+    now: () => clock().getTime(),
+    budget: { snapshot: () => client.budget.snapshot() },
+  });
+  const clientOptions = clientOptionsFromEnv(ctx.env, { logger, onResponse: metrics.onApiResponse });
+  // Dry-run is decided here, once: without a writer nothing can be written (DESIGN.md).
+  const writer = dryRun ? null : createClient(clientOptions);
+  const client = writer ?? createReader(clientOptions);
+  const git = config.source
+    ? new GitSource({ ...config.source.git, checkoutDir: join(config.state_dir, "git", "checkout"), logger })
+    : null;
+  let abandoned = false;
+  try {
+    const daemon = buildDaemon(ctx, config, { logger, metrics, concurrency, client, writer, git, clock });
+    if (values.once) return exitCodeOf(await daemon.runOnce(!dryRun));
+    const server = await startServer(values.listen ?? config.server.address, {
+      readiness: () => daemon.readiness(),
+      status: () => daemon.status(),
+      metrics: () => {
+        metrics.setReady(daemon.readiness().ready);
+        return metrics.render();
+      },
+      webhook: await webhookHandler(ctx, config, daemon, metrics, logger),
+      logger: logger.child({ component: "server" }),
+    });
+    logger.child({ component: "server" }).info({ url: server.url, port: server.port }, "listening");
+    await daemon.start(triggerOptions(config, dryRun, git));
+    await aborted(ctx.signal);
+    abandoned = !(await shutDown(daemon, server, shutdownMs, logger));
+    return abandoned ? ExitCode.error : ExitCode.ok;
+  } finally {
+    // Past the deadline a request may still be on the wire: closing would wait for it.
+    if (!abandoned) await client.close();
+  }
+};
+
+interface Wiring {
+  logger: Logger;
+  metrics: DaemonMetrics;
+  concurrency: number;
+  client: ReturnType<typeof createReader>;
+  writer: ReturnType<typeof createClient> | null;
+  git: GitSource | null;
+  clock: () => Date;
+}
+
+/** Everything a run needs; the mutating client only exists when not in dry-run. */
+function buildDaemon(ctx: CliContext, config: ReconcilerConfig, w: Wiring): Daemon {
+  const writer = w.writer;
+  const sinks = sinkResolver(config, w.logger, ctx.env);
+  const inventoryStore = new FileInventoryStore(config.state_dir);
+  const journal = new FileJournalStore(config.state_dir);
+  const now = w.clock;
+  const shielded = shieldCalls(w.client, writer);
+  return new Daemon({
+    config,
+    policy: policyFromConfig(config),
+    source: w.git ? gitDesiredSource(config, w.git) : directorySource(config),
+    reconcile: { reader: w.client, writer, inventoryStore, journal, sinks, logger: w.logger, now },
+    rotation: engineRotationRunner(
+      {
+        reader: shielded.reader,
+        writer: shielded.writer,
+        sinks,
+        journal,
+        inventoryStore,
+        logger: w.logger,
+        now,
+      },
+      config,
+    ),
+    concurrency: w.concurrency,
+    observer: w.metrics,
+    logger: w.logger,
+  });
+}
+
+function triggerOptions(
+  config: ReconcilerConfig,
+  dryRun: boolean,
+  git: GitSource | null,
+): DaemonTriggerOptions {
+  const options: DaemonTriggerOptions = { intervalSeconds: config.interval };
+  if (!dryRun) options.rotation = { schedule: config.rotation.schedule, timezone: config.rotation.timezone };
+  if (git && config.source) {
+    options.gitPoll = { git, seconds: config.source.git.interval };
+  } else {
+    // Secrets and state written under the desired directory must not trigger runs of their own.
+    const sinkDirs = Object.values(config.sinks).flatMap((s) => (s.type === "file" ? [s.dir] : []));
+    options.watch = { paths: [config.desired], ignore: [config.state_dir, ...sinkDirs] };
+  }
+  return options;
+}
+
+async function webhookHandler(
+  ctx: CliContext,
+  config: ReconcilerConfig,
+  daemon: Daemon,
+  metrics: DaemonMetrics,
+  logger: Logger,
+) {
+  if (!config.webhook) return null;
+  const secret = await loadWebhookSecret(config.webhook, ctx.env);
+  return createWebhookHandler({
+    secret,
+    branch: config.source?.git.branch ?? null,
+    onAccepted: () => daemon.request("webhook"),
+    count: (result) => metrics.webhook(result),
+    logger: logger.child({ component: "webhook" }),
+  });
+}
+
+/**
+ * Stops triggers and the server, lets the run in flight finish the changes it started, and waits at
+ * most `deadlineMs`. False when the deadline passed with work still running.
+ */
+async function shutDown(
+  daemon: Daemon,
+  server: RunningServer,
+  deadlineMs: number,
+  logger: Logger,
+): Promise<boolean> {
+  const log = logger.child({ component: "daemon" });
+  log.info(
+    { deadline_ms: deadlineMs },
+    "shutting down: no new triggers or changes; finishing changes in flight",
+  );
+  const timeout = new AbortController();
+  const stopped = Promise.all([daemon.stop(), server.close()]).then(() => true);
+  const expired = sleep(deadlineMs, false, { signal: timeout.signal }).catch(() => false);
+  const clean = await Promise.race([stopped, expired]);
+  timeout.abort();
+  if (clean) log.info("stopped");
+  else
+    log.error(
+      { deadline_ms: deadlineMs },
+      "shutdown deadline passed with a run still in flight; exiting anyway",
+    );
+  return clean;
+}
+
+/** 0 ok, 3 unsafe, 1 anything else (the plan/apply exit codes). */
+export function exitCodeOf(record: RunRecord): number {
+  if (record.result === "ok") return ExitCode.ok;
+  if (record.result === "unsafe") return ExitCode.unsafe;
+  return ExitCode.error;
+}
+
+async function loadRunConfig(
+  ctx: CliContext,
+  values: { config?: string | undefined; "state-dir"?: string | undefined },
+): Promise<ReconcilerConfig> {
+  const loaded = await loadConfig(resolve(ctx.cwd, values.config ?? "cf-oauth-gitops.yaml"), {
+    cwd: ctx.cwd,
+  });
+  return values["state-dir"] ? { ...loaded, state_dir: resolve(ctx.cwd, values["state-dir"]) } : loaded;
+}
+
+/** JSON lines on stdout (info by default), or pino-pretty for people. */
+async function daemonLogger(
+  ctx: CliContext,
+  format: string | undefined,
+  level: string | undefined,
+): Promise<Logger> {
+  const chosenLevel = level ?? ctx.env["LOG_LEVEL"] ?? "info";
+  if (format === undefined || format === "json") {
+    return createLogger({ level: chosenLevel, destination: ctx.stdout as never });
+  }
+  if (format !== "pretty")
+    throw new GitOpsError("E_USAGE", `--log-format must be json or pretty, not '${format}'`);
+  const pretty = (await import("pino-pretty")).build;
+  const colorize = (ctx.stdout as { isTTY?: boolean }).isTTY === true && ctx.env["NO_COLOR"] === undefined;
+  return createLogger({
+    level: chosenLevel,
+    destination: pretty({ colorize, destination: ctx.stdout, sync: true }),
+  });
+}
+
+function parseShutdownTimeout(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_SHUTDOWN_TIMEOUT_SECONDS;
+  const seconds = /^\d+$/.test(value) ? Number(value) : tryParseDuration(value);
+  if (seconds === undefined || seconds < 1 || seconds > 3600) {
+    throw new GitOpsError(
+      "E_USAGE",
+      `--shutdown-timeout must be a duration from 1s to 1h (e.g. 30s), not '${value}'`,
+    );
+  }
+  return seconds;
+}
+
+function parseConcurrency(value: string | undefined): number {
+  const n = value === undefined ? 4 : Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 64)
+    throw new GitOpsError("E_USAGE", "--concurrency must be a whole number from 1 to 64");
+  return n;
+}
+
+function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolvePromise) => {
+    if (signal.aborted) return resolvePromise();
+    signal.addEventListener("abort", () => resolvePromise(), { once: true });
+  });
+}
+
+async function packageVersion(): Promise<string> {
+  const pkg = JSON.parse(await readFile(new URL("../../package.json", import.meta.url), "utf8")) as {
+    version: string;
+  };
+  return pkg.version;
+}

@@ -1,0 +1,717 @@
+import { performance } from "node:perf_hooks";
+import type { OAuthClientsReader, OAuthClientsWriter } from "../cloudflare/client.js";
+import { loadDesiredState } from "../config/index.js";
+import type { ReconcilerConfig } from "../config/types.js";
+import type { Policy, DesiredState } from "../core/model.js";
+import type { Change, ChangeKind, Plan, PlanSummary, SafetyViolation } from "../core/plan-types.js";
+import type { ClientRotationStatus } from "../core/rotation.js";
+import { ConfigError, type ConfigIssue, GitOpsError, UnsafePlanError } from "../errors.js";
+import type { Logger } from "../log.js";
+import type { ApplyReport, ChangeResult } from "./apply.js";
+import type { GitSource } from "./git-source.js";
+import { type ReconcileDeps, reconcileOnce } from "./reconcile.js";
+import {
+  readRotationStatus,
+  type RotateDeps,
+  type RotateReport,
+  rotateOnce,
+  type SecretOpResult,
+} from "./rotate.js";
+import { CronTrigger } from "./triggers/cron.js";
+import { IntervalTrigger } from "./triggers/interval.js";
+import { type BackoffOptions, RunQueue, type StepOutcome } from "./triggers/run-queue.js";
+import type { Trigger, TriggerReason } from "./triggers/types.js";
+import { WatchTrigger } from "./triggers/watch.js";
+
+/**
+ * `run`: the long-running reconciler. Triggers (interval, file watch, git poll, webhook, rotation
+ * schedule) request runs; the run queue runs one at a time; each run is the same straight line as
+ * `apply` (engine/reconcile.ts), preceded by getting the desired state (a git commit or the watched
+ * directory) and followed, when the schedule asked, by due rotations (engine/rotate.ts).
+ *
+ * What the daemon adds to `apply`:
+ * - Invalid desired state is never applied: the run ends `invalid`, the live state stays as the last
+ *   good run left it, and status/readiness/metrics/logs carry every located issue.
+ * - Shutdown never abandons a write: the stop signal keeps new changes from starting, while calls
+ *   already on the wire finish (see {@link shieldCalls}), so a client created just before SIGTERM still
+ *   gets its secret published.
+ * - A record of every run (status, readiness, metrics), never holding a secret.
+ */
+
+/** How a run ended. */
+export type RunResult = "ok" | "partial" | "invalid" | "unsafe" | "error" | "aborted";
+
+/** An error as status and logs show it: never a secret, never a stack. */
+export interface RunError {
+  code: string;
+  message: string;
+  disposition: string;
+  /** For `invalid`: every located problem (file:line:col). */
+  issues?: ConfigIssue[];
+}
+
+/** One planned change, named (no bodies: status stays small and field values stay in git). */
+export interface ChangeDigest {
+  kind: ChangeKind;
+  account_id: string;
+  client_name: string;
+  client_id?: string;
+  fields?: string[];
+}
+
+export interface PlanDigest {
+  checksum: string;
+  summary: PlanSummary;
+  safety: { ok: boolean; violations: Pick<SafetyViolation, "rule" | "message" | "overridden">[] };
+  /** At most {@link MAX_LISTED} changes; `changes_truncated` says how many more. */
+  changes: ChangeDigest[];
+  changes_truncated: number;
+}
+
+export interface ApplyDigest {
+  applied: number;
+  failed: number;
+  adopted: number;
+  forgotten: number;
+  by_kind: Record<ChangeKind, { applied: number; failed: number }>;
+  failures: (ChangeDigest & { code: string; message: string })[];
+}
+
+/** One run, as status and metrics report it. */
+export interface RunRecord {
+  id: number;
+  reasons: TriggerReason[];
+  mode: "apply" | "dry-run";
+  started: string;
+  finished: string | null;
+  duration_seconds: number | null;
+  result: RunResult | null;
+  /** The git commit the run read, null for a directory source. */
+  revision: string | null;
+  plan: PlanDigest | null;
+  apply: ApplyDigest | null;
+  /** Clients whose live state differs from the desired state after this run. */
+  drifted: number;
+  /** Changes planned but not made (dry-run, unsafe, failed): deletions are listed in status. */
+  pending_deletions: ChangeDigest[];
+  rotation: { failed: number; attention: number; done: number } | null;
+  error: RunError | null;
+  /** Changes settled so far, while running. */
+  progress?: { done: number; total: number };
+}
+
+/** Why `/readyz` says what it says. */
+export interface Readiness {
+  ready: boolean;
+  reason: string | null;
+}
+
+/**
+ * The rotation engine as the daemon uses it: a seam so the daemon can run without one (tests, a
+ * config that never rotates) and so the wiring decides whether writes are possible (dry-run).
+ */
+export interface RotationRunner {
+  /** Rotates what is due and deletes old secrets whose grace has passed (engine/rotate.ts `auto`). */
+  runDue(desired: DesiredState, signal: AbortSignal): Promise<RotateReport>;
+  /** Per-client secret age, phase and next due time. Reads only. */
+  status(desired: DesiredState, signal: AbortSignal): Promise<ClientRotationStatus[]>;
+}
+
+/**
+ * The rotation runner over the secret engine (engine/rotate.ts): `auto` mode, the config's defaults and
+ * `max_concurrent`. The deps' reader and writer should be shielded ({@link shieldCalls}) so shutdown
+ * never cuts a rotation between its mint and its publish.
+ */
+export function engineRotationRunner(
+  deps: Omit<RotateDeps, "signal" | "writer"> & { writer: OAuthClientsWriter | null },
+  config: ReconcilerConfig,
+): RotationRunner {
+  const defaults = { every: config.rotation.every, grace: config.rotation.grace };
+  const { writer, ...readDeps } = deps;
+  return {
+    runDue: async (desired, signal) => {
+      if (!writer)
+        throw new GitOpsError("E_DRY_RUN", "rotation needs the mutating client (not in --dry-run)");
+      return rotateOnce(
+        { ...readDeps, writer, signal },
+        { desired, defaults, mode: "auto", concurrency: config.rotation.max_concurrent },
+      );
+    },
+    status: (desired, signal) => readRotationStatus({ ...readDeps, signal }, { desired, defaults }),
+  };
+}
+
+/** Notified of everything metrics count. Implemented by src/server/metrics.ts. */
+export interface DaemonObserver {
+  triggered(reason: TriggerReason): void;
+  runFinished(record: RunRecord): void;
+  rotationStatuses(statuses: readonly ClientRotationStatus[], revision: string | null): void;
+  rotationFinished(report: RotateReport): void;
+}
+
+/** Where the desired state of one run comes from. */
+export interface DesiredSource {
+  readonly kind: "directory" | "git";
+  /** The config to load this run's desired state with, and the commit it belongs to (git). */
+  prepare(signal: AbortSignal): Promise<{ config: ReconcilerConfig; revision: string | null }>;
+  /** For status: no credentials. */
+  describe(): Record<string, string>;
+}
+
+/** The desired state is the config's `desired:` path, read as it is on disk at each run. */
+export function directorySource(config: ReconcilerConfig): DesiredSource {
+  return {
+    kind: "directory",
+    prepare: async () => ({ config, revision: null }),
+    describe: () => ({ type: "directory", path: config.desired }),
+  };
+}
+
+/**
+ * The desired state is `source.git.path` in the fetched branch. File names in messages are relative
+ * to the repository root (`clients/web.yaml:12:5`), which is what a reviewer sees in the commit.
+ */
+export function gitDesiredSource(config: ReconcilerConfig, git: GitSource): DesiredSource {
+  return {
+    kind: "git",
+    prepare: async (signal) => {
+      const checkout = await git.sync(signal);
+      return {
+        revision: checkout.revision,
+        config: { ...config, desired: checkout.desiredPath, display_root: checkout.root },
+      };
+    },
+    describe: () => ({ type: "git", url: git.displayUrl, branch: git.branch }),
+  };
+}
+
+/**
+ * A reader and writer whose calls ignore the caller's abort signal (timeouts still apply). The
+ * daemon hands the shutdown signal to reconcile and rotate, which check it before starting each
+ * change; with these wrappers a change already started runs to its end, so a create that minted a
+ * secret always gets to write it to its sink (issue: "never abandon a sink write after a mint").
+ */
+export function shieldCalls(
+  reader: OAuthClientsReader,
+  writer: OAuthClientsWriter | null,
+): { reader: OAuthClientsReader; writer: OAuthClientsWriter | null } {
+  const strip = <O extends { signal?: AbortSignal }>(opts: O | undefined): O | undefined => {
+    if (!opts?.signal) return opts;
+    const copy = { ...opts };
+    delete copy.signal;
+    return copy;
+  };
+  const shieldedReader: OAuthClientsReader = {
+    listClients: (account, opts) => reader.listClients(account, strip(opts)),
+    getClient: (account, id, opts) => reader.getClient(account, id, strip(opts)),
+    listScopes: (opts) => reader.listScopes(strip(opts)),
+  };
+  if (!writer) return { reader: shieldedReader, writer: null };
+  const shieldedWriter: OAuthClientsWriter = {
+    createClient: (account, body, opts) => writer.createClient(account, body, strip(opts)),
+    updateClient: (account, id, body, opts) => writer.updateClient(account, id, body, strip(opts)),
+    deleteClient: (account, id, opts) => writer.deleteClient(account, id, strip(opts)),
+    rotateSecret: (account, id, opts) => writer.rotateSecret(account, id, strip(opts)),
+    deleteRotatedSecret: (account, id, opts) => writer.deleteRotatedSecret(account, id, strip(opts)),
+  };
+  return { reader: shieldedReader, writer: shieldedWriter };
+}
+
+export interface DaemonTriggerOptions {
+  /** Seconds between backstop runs (config `interval`). */
+  intervalSeconds: number;
+  /** Watch these paths (directory source). */
+  watch?: { paths: string[]; ignore: string[]; debounceMs?: number };
+  /** Poll the git source's branch every this many seconds (config `source.git.interval`). */
+  gitPoll?: { git: GitSource; seconds: number };
+  /** The rotation schedule; left out when there is no rotation runner (or in dry-run). */
+  rotation?: { schedule: string; timezone: string };
+}
+
+export interface DaemonOptions {
+  config: ReconcilerConfig;
+  policy: Policy;
+  source: DesiredSource;
+  /** As for `apply`; `writer: null` is dry-run (nothing can be written). Calls are shielded here. */
+  reconcile: ReconcileDeps;
+  rotation: RotationRunner | null;
+  concurrency?: number;
+  observer?: DaemonObserver;
+  backoff?: BackoffOptions;
+  logger: Logger;
+  /** Rotation status (an extra list per account plus sink reads) is refreshed at most this often. */
+  rotationStatusTtlMs?: number;
+}
+
+/** Changes listed by name in a run record. */
+export const MAX_LISTED = 100;
+
+const ROTATION_STATUS_TTL_MS = 5 * 60_000;
+
+export class Daemon {
+  readonly mode: "apply" | "dry-run";
+  readonly #options: DaemonOptions;
+  readonly #deps: ReconcileDeps;
+  readonly #log: Logger;
+  readonly #stop = new AbortController();
+  readonly #queue: RunQueue;
+  readonly #startedAt = new Date();
+  #triggers: Trigger[] = [];
+  #interval: IntervalTrigger | null = null;
+  #cron: CronTrigger | null = null;
+  #nextId = 1;
+  #current: RunRecord | null = null;
+  #last: RunRecord | null = null;
+  #lastSuccess: { finished: string; revision: string | null } | null = null;
+  #appliedRevision: string | null = null;
+  #seenRevision: string | null = null;
+  #rotation: { statuses: ClientRotationStatus[]; checkedAt: number; revision: string | null } | null = null;
+
+  constructor(options: DaemonOptions) {
+    this.#options = options;
+    this.mode = options.reconcile.writer ? "apply" : "dry-run";
+    const shielded = shieldCalls(options.reconcile.reader, options.reconcile.writer);
+    this.#deps = { ...options.reconcile, ...shielded };
+    this.#log = options.logger.child({ component: "daemon" });
+    this.#queue = new RunQueue({
+      step: (reasons) => this.#step(reasons),
+      logger: this.#log,
+      ...(options.backoff ? { backoff: options.backoff } : {}),
+    });
+  }
+
+  /** Asks for a run (coalesced with any already waiting). */
+  request(reason: TriggerReason): void {
+    if (this.#stop.signal.aborted) return;
+    this.#options.observer?.triggered(reason);
+    this.#queue.request(reason);
+  }
+
+  /** Starts the triggers and requests the first run. */
+  async start(triggers: DaemonTriggerOptions): Promise<void> {
+    this.#interval = new IntervalTrigger({
+      name: "interval",
+      seconds: triggers.intervalSeconds,
+      onTick: () => this.request("interval"),
+      logger: this.#log,
+    });
+    this.#triggers.push(this.#interval);
+    if (triggers.watch) {
+      this.#triggers.push(
+        new WatchTrigger({
+          ...triggers.watch,
+          onChange: () => this.request("watch"),
+          logger: this.#options.logger.child({ component: "watch" }),
+        }),
+      );
+    }
+    if (triggers.gitPoll)
+      this.#triggers.push(this.#gitPoller(triggers.gitPoll.git, triggers.gitPoll.seconds));
+    if (triggers.rotation) {
+      this.#cron = new CronTrigger({
+        ...triggers.rotation,
+        onTick: () => this.request("rotation"),
+        logger: this.#options.logger.child({ component: "rotation-schedule" }),
+      });
+      this.#triggers.push(this.#cron);
+    }
+    for (const trigger of this.#triggers) await trigger.start();
+    this.request("startup");
+  }
+
+  /**
+   * Shutdown: no new triggers, no new changes; the run in flight finishes the changes it started.
+   * Resolves when that run has ended (the caller bounds the wait with its deadline).
+   */
+  async stop(): Promise<void> {
+    this.#stop.abort(new GitOpsError("E_SHUTDOWN", "the daemon is shutting down"));
+    await Promise.all(this.#triggers.map((t) => t.stop()));
+    await this.#queue.close();
+  }
+
+  /**
+   * One run outside the queue (`run --once`): the same step the triggers start. With `rotate`, due
+   * rotations run after the reconcile, as when the schedule fires.
+   */
+  async runOnce(rotate: boolean): Promise<RunRecord> {
+    const reasons = new Set<TriggerReason>(rotate ? ["startup", "rotation"] : ["startup"]);
+    await this.#step(reasons);
+    return this.#last as RunRecord;
+  }
+
+  /** Ready: the last run finished cleanly (and so the API answered it). */
+  readiness(): Readiness {
+    const last = this.#last;
+    if (this.#stop.signal.aborted) return { ready: false, reason: "shutting down" };
+    if (!last) return { ready: false, reason: "no run has finished yet" };
+    if (last.result === "ok") return { ready: true, reason: null };
+    if (last.result === "partial" && last.apply?.failed) {
+      return { ready: false, reason: `${last.apply.failed} change(s) failed in the last run` };
+    }
+    return { ready: false, reason: `last run ${last.result}: ${last.error?.message ?? "no detail"}` };
+  }
+
+  /** Everything `/status` shows. Never a secret: records hold names, ids, codes and messages. */
+  status(): Record<string, unknown> {
+    const statuses = this.#rotation?.statuses ?? [];
+    const last = this.#last;
+    return {
+      mode: this.mode,
+      started_at: this.#startedAt.toISOString(),
+      source: this.#options.source.describe(),
+      ready: this.readiness(),
+      running: this.#current,
+      last_run: last,
+      last_success: this.#lastSuccess,
+      applied_revision: this.#appliedRevision,
+      seen_revision: this.#seenRevision,
+      consecutive_failures: this.#queue.consecutiveFailures,
+      retry_at: isoOrNull(this.#queue.backoffUntil),
+      next_interval_run_at: isoOrNull(this.#interval?.nextAt ?? null),
+      pending: {
+        deletions: last?.pending_deletions ?? [],
+        rotations: statuses.filter((s) => s.phase !== "idle" && s.phase !== "off"),
+      },
+      rotation: {
+        schedule: this.#cron ? this.#options.config.rotation.schedule : null,
+        timezone: this.#options.config.rotation.timezone,
+        next_run_at: this.#cron?.nextRun()?.toISOString() ?? null,
+        checked_at: isoOrNull(this.#rotation?.checkedAt ?? null),
+        clients: statuses,
+      },
+      errors: errorsOf(last),
+    };
+  }
+
+  #gitPoller(git: GitSource, seconds: number): IntervalTrigger {
+    return new IntervalTrigger({
+      name: "git-poll",
+      seconds,
+      logger: this.#log,
+      onTick: async () => {
+        const remote = await git.remoteRevision(this.#stop.signal);
+        if (remote !== this.#seenRevision) {
+          this.#log.info({ revision: remote, seen: this.#seenRevision }, "branch moved");
+          this.request("git-poll");
+        }
+      },
+    });
+  }
+
+  async #step(reasons: ReadonlySet<TriggerReason>): Promise<StepOutcome> {
+    const record: RunRecord = {
+      id: this.#nextId++,
+      reasons: [...reasons],
+      mode: this.mode,
+      started: new Date().toISOString(),
+      finished: null,
+      duration_seconds: null,
+      result: null,
+      revision: null,
+      plan: null,
+      apply: null,
+      drifted: 0,
+      pending_deletions: [],
+      rotation: null,
+      error: null,
+    };
+    this.#current = record;
+    const t0 = performance.now();
+    this.#log.info({ run: record.id, reasons: record.reasons }, "run started");
+    try {
+      await this.#execute(record, reasons);
+    } catch (error) {
+      this.#fail(record, this.#stop.signal.aborted ? "aborted" : "error", error);
+    }
+    record.finished = new Date().toISOString();
+    record.duration_seconds = (performance.now() - t0) / 1000;
+    delete record.progress;
+    this.#current = null;
+    this.#finish(record);
+    return record.result === "aborted"
+      ? "aborted"
+      : record.result === "ok" || record.result === "partial"
+        ? "ok"
+        : "failed";
+  }
+
+  async #execute(record: RunRecord, reasons: ReadonlySet<TriggerReason>): Promise<void> {
+    const signal = this.#stop.signal;
+    const prepared = await this.#options.source.prepare(signal);
+    record.revision = prepared.revision;
+    this.#seenRevision = prepared.revision;
+    let desired: DesiredState;
+    try {
+      desired = await loadDesiredState(prepared.config);
+    } catch (error) {
+      return this.#fail(record, error instanceof ConfigError ? "invalid" : "error", error);
+    }
+    if (signal.aborted) return this.#fail(record, "aborted", signal.reason);
+    await this.#reconcile(record, desired, signal);
+    if (reasons.has("rotation") && !signal.aborted) await this.#rotate(record, desired, signal);
+    await this.#refreshRotationStatus(record, desired, signal);
+  }
+
+  async #reconcile(record: RunRecord, desired: DesiredState, signal: AbortSignal): Promise<void> {
+    try {
+      const result = await reconcileOnce(this.#deps, {
+        desired,
+        policy: this.#options.policy,
+        rotation: this.#options.config.rotation,
+        signal,
+        ...(this.#options.concurrency ? { concurrency: this.#options.concurrency } : {}),
+        onProgress: (done, total) => {
+          record.progress = { done, total };
+        },
+      });
+      record.plan = digestPlan(result.plan);
+      record.apply = result.apply ? digestApply(result.apply) : null;
+      const unapplied = unappliedChanges(result.plan, result.apply, this.mode === "dry-run");
+      record.drifted = new Set(unapplied.map((c) => `${c.account_id}/${c.client_name}`)).size;
+      record.pending_deletions = unapplied.filter((c) => c.kind === "delete").map(digestChange);
+      record.result = classify(result.plan, result.apply, signal, this.mode);
+      const resumeTrouble = secretTrouble(result.resumed, "resumed secret operation");
+      if (resumeTrouble && record.result === "ok") {
+        record.result = "partial";
+        record.error = resumeTrouble;
+      }
+      if (record.result === "unsafe") {
+        const unsafe = new UnsafePlanError(result.plan.safety.violations.map((v) => v.message).join("; "));
+        record.error = errorOf(unsafe);
+      }
+      if (record.result === "aborted") record.error = errorOf(signal.reason);
+    } catch (error) {
+      if (error instanceof UnsafePlanError) return this.#fail(record, "unsafe", error);
+      this.#fail(record, signal.aborted ? "aborted" : "error", error);
+    }
+  }
+
+  async #rotate(record: RunRecord, desired: DesiredState, signal: AbortSignal): Promise<void> {
+    const runner = this.#options.rotation;
+    if (!runner || this.mode === "dry-run") return;
+    try {
+      const report = await runner.runDue(desired, signal);
+      record.rotation = {
+        failed: report.failed,
+        attention: report.attention,
+        done: report.results.filter((r) => r.status === "ok" || r.status === "waiting").length,
+      };
+      this.#options.observer?.rotationFinished(report);
+      // The report's statuses are those the rotation acted on; after any action, read them again.
+      const statuses = report.results.length > 0 ? await runner.status(desired, signal) : report.statuses;
+      this.#setRotationStatuses(statuses, record.revision);
+      const trouble = secretTrouble(report.results, "rotation");
+      if (trouble && record.result === "ok") {
+        record.result = "partial";
+        record.error = trouble;
+      }
+    } catch (error) {
+      this.#log.error({ error: errorOf(error) }, "rotation failed");
+      record.rotation = { failed: 1, attention: 0, done: 0 };
+      if (record.result === "ok") {
+        record.result = "error";
+        record.error = errorOf(error);
+      }
+    }
+  }
+
+  /**
+   * Secret ages and due rotations, for status and metrics. Reading them costs a list per account and a
+   * read per sink record, so they are refreshed when something changed or when they are old.
+   */
+  async #refreshRotationStatus(record: RunRecord, desired: DesiredState, signal: AbortSignal): Promise<void> {
+    const runner = this.#options.rotation;
+    // After runDue the statuses are fresh already; after an API error they cannot be read.
+    if (!runner || signal.aborted || record.result === "error" || record.rotation !== null) return;
+    const ttl = this.#options.rotationStatusTtlMs ?? ROTATION_STATUS_TTL_MS;
+    const known = this.#rotation;
+    const changed = (record.apply?.applied ?? 0) > 0;
+    if (known && !changed && known.revision === record.revision && Date.now() - known.checkedAt < ttl) return;
+    try {
+      this.#setRotationStatuses(await runner.status(desired, signal), record.revision);
+    } catch (error) {
+      this.#log.warn({ error: errorOf(error) }, "rotation status could not be read");
+    }
+  }
+
+  #setRotationStatuses(statuses: ClientRotationStatus[], revision: string | null): void {
+    this.#rotation = { statuses, checkedAt: Date.now(), revision };
+    this.#options.observer?.rotationStatuses(statuses, revision);
+    const due = statuses.filter(
+      (s) => s.phase === "due" || s.phase === "no-secret" || s.phase === "delete-due",
+    );
+    if (due.length > 0) {
+      this.#log.info(
+        { due: due.map((s) => `${s.account_id}/${s.client_name}:${s.phase}`), mode: this.mode },
+        "rotations due",
+      );
+    }
+  }
+
+  #fail(record: RunRecord, result: RunResult, error: unknown): void {
+    record.result = result;
+    record.error = errorOf(error);
+  }
+
+  #finish(record: RunRecord): void {
+    const result = record.result ?? "error";
+    record.result = result;
+    this.#last = record;
+    if (result === "ok" || result === "partial") {
+      this.#lastSuccess = { finished: record.finished as string, revision: record.revision };
+      this.#appliedRevision = record.revision;
+    }
+    // Metrics first: whoever reads the log line and then scrapes sees this run counted.
+    this.#options.observer?.runFinished(record);
+    const fields = {
+      run: record.id,
+      result,
+      revision: record.revision,
+      reasons: record.reasons,
+      duration_ms: Math.round((record.duration_seconds ?? 0) * 1000),
+      ...(record.plan ? { summary: compactSummary(record.plan.summary) } : {}),
+      ...(record.apply ? { applied: record.apply.applied, failed: record.apply.failed } : {}),
+      ...(record.drifted ? { drifted: record.drifted } : {}),
+    };
+    if (result === "ok") this.#log.info(fields, "run finished");
+    else if (result === "aborted")
+      this.#log.warn({ ...fields, error: record.error }, "run stopped by shutdown");
+    else {
+      const level = result === "partial" ? "warn" : "error";
+      this.#log[level]({ ...fields, error: record.error }, `run finished: ${result}`);
+    }
+    this.#interval?.reset();
+  }
+}
+
+function classify(
+  plan: Plan,
+  apply: ApplyReport | null,
+  signal: AbortSignal,
+  mode: "apply" | "dry-run",
+): RunResult {
+  if (mode === "dry-run") return plan.safety.ok ? "ok" : "unsafe";
+  if (!apply || apply.failed === 0) return "ok";
+  const aborted = apply.results.some((r) => r.status === "failed" && r.error?.code === "E_ABORTED");
+  return aborted && signal.aborted ? "aborted" : "partial";
+}
+
+/** Planned changes that did not happen: all of them in dry-run, the failed ones otherwise. */
+function unappliedChanges(plan: Plan, apply: ApplyReport | null, dryRun: boolean): Change[] {
+  if (dryRun || !apply) return dryRun || !plan.safety.ok ? plan.changes : [];
+  const failed = new Set(
+    apply.results
+      .filter((r) => r.status === "failed")
+      .map((r) => changeKey(r.kind, r.account_id, r.client_name)),
+  );
+  return plan.changes.filter((c) => failed.has(changeKey(c.kind, c.account_id, c.client_name)));
+}
+
+function changeKey(kind: string, account: string, name: string): string {
+  return `${kind}\u0000${account}\u0000${name}`;
+}
+
+function digestChange(change: Change): ChangeDigest {
+  return {
+    kind: change.kind,
+    account_id: change.account_id,
+    client_name: change.client_name,
+    ...("client_id" in change ? { client_id: change.client_id } : {}),
+    ...(change.kind === "update" ? { fields: change.fields.map((f) => f.field) } : {}),
+  };
+}
+
+function digestPlan(plan: Plan): PlanDigest {
+  return {
+    checksum: plan.checksum,
+    summary: plan.summary,
+    safety: {
+      ok: plan.safety.ok,
+      violations: plan.safety.violations.map(({ rule, message, overridden }) => ({
+        rule,
+        message,
+        overridden,
+      })),
+    },
+    changes: plan.changes.slice(0, MAX_LISTED).map(digestChange),
+    changes_truncated: Math.max(0, plan.changes.length - MAX_LISTED),
+  };
+}
+
+function digestApply(report: ApplyReport): ApplyDigest {
+  const by_kind: ApplyDigest["by_kind"] = {
+    create: { applied: 0, failed: 0 },
+    update: { applied: 0, failed: 0 },
+    delete: { applied: 0, failed: 0 },
+  };
+  for (const r of report.results) by_kind[r.kind][r.status] += 1;
+  return {
+    applied: report.applied,
+    failed: report.failed,
+    adopted: report.adopted,
+    forgotten: report.forgotten,
+    by_kind,
+    failures: report.results
+      .filter(
+        (r): r is ChangeResult & { error: { code: string; message: string } } =>
+          r.status === "failed" && !!r.error,
+      )
+      .slice(0, MAX_LISTED)
+      .map((r) => ({
+        kind: r.kind,
+        account_id: r.account_id,
+        client_name: r.client_name,
+        ...(r.client_id ? { client_id: r.client_id } : {}),
+        code: r.error.code,
+        message: r.error.message,
+      })),
+  };
+}
+
+/** Failed secret operations and those needing an operator, as one error; null when there are none. */
+function secretTrouble(results: readonly SecretOpResult[], what: string): RunError | null {
+  const troubled = results.filter((r) => r.status === "failed" || r.status === "attention");
+  if (troubled.length === 0) return null;
+  return {
+    code: troubled[0]?.code ?? "E_SECRET_OP",
+    message: troubled.map((r) => `${what} [${r.account_id}/${r.client_name}]: ${r.message}`).join("; "),
+    disposition: "transient",
+  };
+}
+
+function compactSummary(summary: PlanSummary): Partial<PlanSummary> {
+  return Object.fromEntries(Object.entries(summary).filter(([, n]) => n !== 0));
+}
+
+/** A plain, JSON-able description of any error (GitOpsError keeps its code, issues and disposition). */
+export function errorOf(error: unknown): RunError {
+  if (error instanceof ConfigError) {
+    return {
+      code: error.code,
+      message: error.message,
+      disposition: error.disposition,
+      issues: [...error.issues],
+    };
+  }
+  if (error instanceof GitOpsError)
+    return { code: error.code, message: error.message, disposition: error.disposition };
+  const message = error instanceof Error ? error.message : String(error);
+  return { code: "E_UNEXPECTED", message, disposition: "transient" };
+}
+
+function errorsOf(last: RunRecord | null): RunError[] {
+  if (!last) return [];
+  const errors: RunError[] = last.error ? [last.error] : [];
+  for (const f of last.apply?.failures ?? []) {
+    errors.push({
+      code: f.code,
+      message: `${f.kind} [${f.account_id}/${f.client_name}]: ${f.message}`,
+      disposition: "transient",
+    });
+  }
+  return errors;
+}
+
+function isoOrNull(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}

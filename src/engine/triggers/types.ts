@@ -1,0 +1,50 @@
+/**
+ * What asks the daemon for a run. Every trigger only *requests* a run; the run queue decides when it
+ * starts (one at a time, coalesced, with backoff after failures), so a burst of events never becomes
+ * a burst of runs.
+ */
+
+/**
+ * Why a run was requested. A run started after several requests lists every reason (coalescing).
+ * - `startup`: the first run after the daemon starts.
+ * - `interval`: the backstop timer (drift, missed events).
+ * - `watch`: a file under the watched desired-state directory changed.
+ * - `git-poll`: the git source's branch moved.
+ * - `webhook`: a verified `POST /hooks/git`.
+ * - `rotation`: the rotation schedule fired.
+ * - `retry`: the automatic retry after a failed run (after its backoff).
+ */
+export type TriggerReason = "startup" | "interval" | "watch" | "git-poll" | "webhook" | "rotation" | "retry";
+
+/** Every reason, in the order they are reported (metrics labels, status). */
+export const TRIGGER_REASONS: readonly TriggerReason[] = [
+  "startup",
+  "interval",
+  "watch",
+  "git-poll",
+  "webhook",
+  "rotation",
+  "retry",
+];
+
+/**
+ * Reasons that bring news (new input, or an operator's explicit request): they start a run at once,
+ * even while failures are backing off. Timer-driven reasons wait for the backoff to end.
+ */
+export const URGENT_REASONS: ReadonlySet<TriggerReason> = new Set([
+  "startup",
+  "watch",
+  "git-poll",
+  "webhook",
+]);
+
+/** Asks for a run; never blocks and never throws. */
+export type RequestRun = (reason: TriggerReason) => void;
+
+/** A source of run requests with a lifetime: started once, stopped once. */
+export interface Trigger {
+  readonly name: string;
+  start(): Promise<void>;
+  /** Stops requesting runs; resolves once every timer and watcher is released. */
+  stop(): Promise<void>;
+}

@@ -1,0 +1,189 @@
+import { describe, expect, it } from "vitest";
+import { ACCOUNT_A, startTestEmulator } from "../helpers/emulator.js";
+import {
+  clientYaml,
+  desiredYaml,
+  GitRepo,
+  liveByName,
+  type LogLine,
+  parsePrometheusText,
+  postWebhook,
+  startDaemon,
+  tempDir,
+  WEBHOOK_SECRET,
+  writeConfig,
+  writeCount,
+} from "./support.js";
+
+const finishedAt = (revision: string) => (l: LogLine) =>
+  l.component === "daemon" &&
+  typeof l.msg === "string" &&
+  l.msg.startsWith("run finished") &&
+  l["revision"] === revision;
+
+const sumOf = (
+  families: ReturnType<typeof parsePrometheusText>,
+  name: string,
+  labels: Record<string, string> = {},
+) =>
+  (families.get(name)?.samples ?? [])
+    .filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
+    .reduce((n, s) => n + s.value, 0);
+
+describe("run with a git source and a webhook (real process)", () => {
+  it("applies commits on a signed webhook or the poll, refuses bad webhooks, keeps the last good state on an invalid commit", async () => {
+    const emu = await startTestEmulator();
+    const dir = await tempDir("daemon-git");
+    const repo = await GitRepo.create(dir);
+    const shaA = await repo.commit({ "clients/apps.yaml": desiredYaml([clientYaml("alpha")]) });
+    await writeConfig(
+      dir,
+      [
+        "interval: 1h",
+        "source:",
+        "  git:",
+        `    url: ${repo.url}`,
+        "    branch: main",
+        "    path: clients",
+        "    interval: 2s",
+        "webhook:",
+        "  secret_env: WEBHOOK_SECRET",
+      ].join("\n"),
+    );
+    const daemon = await startDaemon({ cwd: dir, emulator: emu });
+    await daemon.waitForLine(finishedAt(shaA));
+    expect((await liveByName(emu)).has("alpha")).toBe(true);
+    expect((await daemon.get("/readyz")).status).toBe(200);
+    const metrics = async () => parsePrometheusText((await daemon.get<string>("/metrics")).text);
+    const runsBefore = sumOf(await metrics(), "cf_oauth_gitops_runs_total");
+
+    // Refused webhooks: 401, and nothing is requested or run.
+    expect((await postWebhook(daemon.url, { signature: null })).status).toBe(401);
+    expect((await postWebhook(daemon.url, { secret: "not-the-secret-at-all" })).status).toBe(401);
+    expect((await postWebhook(daemon.url, { signature: `sha256=${"0".repeat(64)}` })).status).toBe(401);
+    expect((await postWebhook(daemon.url, { bearer: "wrong-token" })).status).toBe(401);
+    await new Promise((r) => setTimeout(r, 2_500)); // a poll happens meanwhile: the branch has not moved
+    let m = await metrics();
+    expect(sumOf(m, "cf_oauth_gitops_triggers_total", { reason: "webhook" })).toBe(0);
+    expect(sumOf(m, "cf_oauth_gitops_webhook_requests_total", { result: "unauthorized" })).toBe(4);
+    expect(sumOf(m, "cf_oauth_gitops_runs_total")).toBe(runsBefore);
+
+    // A commit plus a signed webhook reaches the emulator; the same delivery again is refused.
+    const shaB = await repo.commit({
+      "clients/apps.yaml": desiredYaml([clientYaml("alpha"), clientYaml("beta")]),
+    });
+    const delivery = "delivery-1";
+    expect((await postWebhook(daemon.url, { delivery })).status).toBe(202);
+    await daemon.waitForLine(finishedAt(shaB));
+    expect((await liveByName(emu)).has("beta")).toBe(true);
+    expect((await postWebhook(daemon.url, { delivery })).status).toBe(409);
+    expect((await postWebhook(daemon.url, { bearer: WEBHOOK_SECRET })).status).toBe(202);
+    expect((await postWebhook(daemon.url, { ref: "refs/heads/other" })).status).toBe(202);
+    m = await metrics();
+    expect(sumOf(m, "cf_oauth_gitops_triggers_total", { reason: "webhook" })).toBe(2);
+    expect(sumOf(m, "cf_oauth_gitops_webhook_requests_total", { result: "replayed" })).toBe(1);
+    expect(sumOf(m, "cf_oauth_gitops_webhook_requests_total", { result: "ignored" })).toBe(1);
+
+    // Without a webhook, the poll picks the commit up.
+    const shaC = await repo.commit({
+      "clients/apps.yaml": desiredYaml([clientYaml("alpha"), clientYaml("beta"), clientYaml("gamma")]),
+    });
+    const pollRun = await daemon.waitForLine(finishedAt(shaC));
+    expect(pollRun["reasons"]).toContain("git-poll");
+    expect((await liveByName(emu)).has("gamma")).toBe(true);
+
+    // An invalid commit (also changing alpha) applies nothing: 503 with file:line:col, live untouched.
+    const writesBefore = await writeCount(emu);
+    const invalid = desiredYaml([
+      clientYaml("alpha", "https://alpha.example/changed"),
+      clientYaml("beta"),
+      clientYaml("gamma"),
+      "    redirect_uri: https://typo.example/cb",
+    ]);
+    const shaD = await repo.commit({ "clients/apps.yaml": invalid }, "invalid");
+    expect((await postWebhook(daemon.url)).status).toBe(202);
+    const invalidRun = await daemon.waitForLine(finishedAt(shaD));
+    expect(invalidRun["result"]).toBe("invalid");
+    expect(await writeCount(emu)).toBe(writesBefore);
+    expect((await liveByName(emu)).get("alpha")?.["redirect_uris"]).toEqual([
+      "https://alpha.example/callback",
+    ]);
+    const ready = await daemon.get<{ ready: boolean; reason: string }>("/readyz");
+    expect(ready.status).toBe(503);
+    expect(ready.body.reason).toMatch(/clients\/apps\.yaml:21:5: clients\[2\]\.redirect_uri: unknown key/);
+    const status = await daemon.get<{
+      last_run: {
+        result: string;
+        revision: string;
+        error: { issues: { file: string; line: number; col: number; code: string }[] };
+      };
+      applied_revision: string;
+    }>("/status");
+    expect(status.body.last_run).toMatchObject({ result: "invalid", revision: shaD });
+    expect(status.body.last_run.error.issues[0]).toMatchObject({
+      file: "clients/apps.yaml",
+      line: 21,
+      col: 5,
+      code: "E_UNKNOWN_KEY",
+    });
+    expect(status.body.applied_revision).toBe(shaC);
+    m = await metrics();
+    expect(sumOf(m, "cf_oauth_gitops_runs_total", { result: "invalid" })).toBe(1);
+    expect(sumOf(m, "cf_oauth_gitops_ready")).toBe(0);
+
+    // The next good commit applies.
+    const shaE = await repo.commit(
+      {
+        "clients/apps.yaml": desiredYaml([
+          clientYaml("alpha", "https://alpha.example/changed"),
+          clientYaml("beta"),
+          clientYaml("gamma"),
+        ]),
+      },
+      "fixed",
+    );
+    expect((await postWebhook(daemon.url)).status).toBe(202);
+    expect((await daemon.waitForLine(finishedAt(shaE)))["result"]).toBe("ok");
+    expect((await liveByName(emu)).get("alpha")?.["redirect_uris"]).toEqual([
+      "https://alpha.example/changed",
+    ]);
+    expect((await daemon.get("/readyz")).status).toBe(200);
+
+    // /metrics parses strictly and carries what the issue asks for.
+    m = await metrics();
+    for (const name of [
+      "cf_oauth_gitops_runs_total",
+      "cf_oauth_gitops_run_duration_seconds",
+      "cf_oauth_gitops_changes_applied_total",
+      "cf_oauth_gitops_clients_drifted",
+      "cf_oauth_gitops_secret_age_seconds",
+      "cf_oauth_gitops_rotations_total",
+      "cf_oauth_gitops_api_requests_total",
+      "cf_oauth_gitops_rate_budget_remaining",
+      "cf_oauth_gitops_last_success_timestamp_seconds",
+      "cf_oauth_gitops_info",
+    ]) {
+      expect(m.has(name), name).toBe(true);
+    }
+    expect(m.get("cf_oauth_gitops_info")?.samples).toEqual([
+      expect.objectContaining({ labels: expect.objectContaining({ revision: shaE }), value: 1 }),
+    ]);
+    expect(sumOf(m, "cf_oauth_gitops_changes_applied_total", { kind: "create", result: "applied" })).toBe(3);
+    expect(sumOf(m, "cf_oauth_gitops_changes_applied_total", { kind: "update", result: "applied" })).toBe(1);
+    expect(
+      sumOf(m, "cf_oauth_gitops_api_requests_total", {
+        route: "/accounts/:account_id/oauth_clients",
+        status: "200",
+      }),
+    ).toBeGreaterThan(0);
+    expect(sumOf(m, "cf_oauth_gitops_rate_budget_remaining")).toBeGreaterThan(0);
+    const ages = m.get("cf_oauth_gitops_secret_age_seconds")?.samples ?? [];
+    expect(ages.map((s) => s.labels["client_name"]).sort()).toEqual(["alpha", "beta", "gamma"]);
+    expect(ages.every((s) => s.labels["account"] === ACCOUNT_A)).toBe(true);
+
+    // Never a secret in logs, status or metrics.
+    expect(daemon.output()).not.toContain(WEBHOOK_SECRET);
+    expect(m.size).toBeGreaterThan(0);
+    expect(await daemon.stop()).toBe(0);
+  });
+});
