@@ -12,7 +12,6 @@ import {
   engineRotationRunner,
   gitDesiredSource,
   type RunRecord,
-  shieldCalls,
 } from "../engine/daemon.js";
 import { GitSource } from "../engine/git-source.js";
 import { GitOpsError } from "../errors.js";
@@ -122,7 +121,6 @@ function buildDaemon(ctx: CliContext, config: ReconcilerConfig, w: Wiring): Daem
   const inventoryStore = new FileInventoryStore(config.state_dir);
   const journal = new FileJournalStore(config.state_dir);
   const now = w.clock;
-  const shielded = shieldCalls(w.client, writer);
   return new Daemon({
     config,
     policy: policyFromConfig(config),
@@ -130,8 +128,8 @@ function buildDaemon(ctx: CliContext, config: ReconcilerConfig, w: Wiring): Daem
     reconcile: { reader: w.client, writer, inventoryStore, journal, sinks, logger: w.logger, now },
     rotation: engineRotationRunner(
       {
-        reader: shielded.reader,
-        writer: shielded.writer,
+        reader: w.client,
+        writer,
         sinks,
         journal,
         inventoryStore,

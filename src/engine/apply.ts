@@ -30,6 +30,12 @@ export interface ApplyDeps {
   concurrency?: number;
   /** Called after each change settles: `done` of `total`. */
   onProgress?: (done: number, total: number, result: ChangeResult) => void;
+  /**
+   * Stops changes from STARTING once aborted (SIGTERM). It is never passed into the API calls of a
+   * change already started: a create that minted a secret must get to write it to its sink, and a
+   * rotation step must reach its journal record (issue #5, "a sink write after a mint is never
+   * abandoned"). Timeouts still bound every call.
+   */
   signal?: AbortSignal;
 }
 
@@ -86,20 +92,22 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps): Promise<ApplyRepor
 
   const results: ChangeResult[] = [];
   for (const phase of [firstPhase, lastPhase]) {
+    // Each change is logged and counted as it settles, so progress and /status move during a long apply.
     const settled = await mapSettledBounded(phase, concurrency, async (change): Promise<ChangeResult> => {
-      if (deps.signal?.aborted)
-        throw new GitOpsError("E_ABORTED", "apply stopped before this change started");
-      return applyChange(change, deps, unwritableSinks);
-    });
-    settled.forEach((outcome, index) => {
-      const change = phase[index] as Change;
-      const result: ChangeResult =
-        outcome.status === "fulfilled" ? outcome.value : failedResult(change, outcome.reason as unknown);
+      let result: ChangeResult;
+      try {
+        if (deps.signal?.aborted)
+          throw new GitOpsError("E_ABORTED", "apply stopped before this change started");
+        result = await applyChange(change, deps, unwritableSinks);
+      } catch (error) {
+        result = failedResult(change, error);
+      }
       if (result.status === "failed")
         log.error({ change: describeChange(change), error: result.error }, "change failed");
       else log.info({ change: describeChange(change), client_id: result.client_id }, "change applied");
-      results.push(settle(result));
+      return settle(result);
     });
+    for (const outcome of settled) if (outcome.status === "fulfilled") results.push(outcome.value);
   }
   await deps.inventory.flush();
   const failed = results.filter((r) => r.status === "failed").length;
@@ -142,7 +150,6 @@ async function applyCreate(
       inventory: deps.inventory,
       logger: deps.logger,
       now: deps.now,
-      ...(deps.signal ? { signal: deps.signal } : {}),
     });
     return {
       kind: "create",
@@ -155,8 +162,7 @@ async function applyCreate(
   }
   // A `none` client has no secret to lose: a crash before the answer leaves a client the next plan
   // adopts by name, never a duplicate.
-  const opts = deps.signal ? { signal: deps.signal, existingClientIds: [] } : { existingClientIds: [] };
-  const created = await deps.writer.createClient(change.account_id, change.body, opts);
+  const created = await deps.writer.createClient(change.account_id, change.body, { existingClientIds: [] });
   const clientId = created.client.client_id;
   await deps.inventory.own(change.account_id, {
     client_id: clientId,
@@ -174,8 +180,7 @@ async function applyCreate(
 }
 
 async function applyUpdate(change: UpdateChange, deps: ApplyDeps): Promise<ChangeResult> {
-  const opts = deps.signal ? { signal: deps.signal } : {};
-  await deps.writer.updateClient(change.account_id, change.client_id, change.body, opts);
+  await deps.writer.updateClient(change.account_id, change.client_id, change.body);
   return {
     kind: "update",
     account_id: change.account_id,
@@ -186,9 +191,8 @@ async function applyUpdate(change: UpdateChange, deps: ApplyDeps): Promise<Chang
 }
 
 async function applyDelete(change: DeleteChange, deps: ApplyDeps): Promise<ChangeResult> {
-  const opts = deps.signal ? { signal: deps.signal } : {};
   try {
-    await deps.writer.deleteClient(change.account_id, change.client_id, opts);
+    await deps.writer.deleteClient(change.account_id, change.client_id);
   } catch (error) {
     // Already gone (deleted by hand, or an earlier run whose answer was lost): the goal is reached.
     if (!(error instanceof GitOpsError && (error as GitOpsError & { status?: number }).status === 404))

@@ -1,5 +1,5 @@
 import { performance } from "node:perf_hooks";
-import type { OAuthClientsReader, OAuthClientsWriter } from "../cloudflare/client.js";
+import type { OAuthClientsWriter } from "../cloudflare/client.js";
 import { loadDesiredState } from "../config/index.js";
 import type { ReconcilerConfig } from "../config/types.js";
 import type { Policy, DesiredState } from "../core/model.js";
@@ -32,9 +32,9 @@ import { WatchTrigger } from "./triggers/watch.js";
  * What the daemon adds to `apply`:
  * - Invalid desired state is never applied: the run ends `invalid`, the live state stays as the last
  *   good run left it, and status/readiness/metrics/logs carry every located issue.
- * - Shutdown never abandons a write: the stop signal keeps new changes from starting, while calls
- *   already on the wire finish (see {@link shieldCalls}), so a client created just before SIGTERM still
- *   gets its secret published.
+ * - Shutdown never abandons a write: the stop signal keeps new changes from starting, while a change
+ *   already started runs to its end (the engine never hands the stop signal to a write, see
+ *   `ApplyDeps.signal`), so a client created just before SIGTERM still gets its secret published.
  * - A record of every run (status, readiness, metrics), never holding a secret.
  */
 
@@ -119,8 +119,8 @@ export interface RotationRunner {
 
 /**
  * The rotation runner over the secret engine (engine/rotate.ts): `auto` mode, the config's defaults and
- * `max_concurrent`. The deps' reader and writer should be shielded ({@link shieldCalls}) so shutdown
- * never cuts a rotation between its mint and its publish.
+ * `max_concurrent`. The engine never passes the stop signal into a rotation's calls, so shutdown never
+ * cuts a rotation between its mint and its publish.
  */
 export function engineRotationRunner(
   deps: Omit<RotateDeps, "signal" | "writer"> & { writer: OAuthClientsWriter | null },
@@ -185,38 +185,6 @@ export function gitDesiredSource(config: ReconcilerConfig, git: GitSource): Desi
   };
 }
 
-/**
- * A reader and writer whose calls ignore the caller's abort signal (timeouts still apply). The
- * daemon hands the shutdown signal to reconcile and rotate, which check it before starting each
- * change; with these wrappers a change already started runs to its end, so a create that minted a
- * secret always gets to write it to its sink (issue: "never abandon a sink write after a mint").
- */
-export function shieldCalls(
-  reader: OAuthClientsReader,
-  writer: OAuthClientsWriter | null,
-): { reader: OAuthClientsReader; writer: OAuthClientsWriter | null } {
-  const strip = <O extends { signal?: AbortSignal }>(opts: O | undefined): O | undefined => {
-    if (!opts?.signal) return opts;
-    const copy = { ...opts };
-    delete copy.signal;
-    return copy;
-  };
-  const shieldedReader: OAuthClientsReader = {
-    listClients: (account, opts) => reader.listClients(account, strip(opts)),
-    getClient: (account, id, opts) => reader.getClient(account, id, strip(opts)),
-    listScopes: (opts) => reader.listScopes(strip(opts)),
-  };
-  if (!writer) return { reader: shieldedReader, writer: null };
-  const shieldedWriter: OAuthClientsWriter = {
-    createClient: (account, body, opts) => writer.createClient(account, body, strip(opts)),
-    updateClient: (account, id, body, opts) => writer.updateClient(account, id, body, strip(opts)),
-    deleteClient: (account, id, opts) => writer.deleteClient(account, id, strip(opts)),
-    rotateSecret: (account, id, opts) => writer.rotateSecret(account, id, strip(opts)),
-    deleteRotatedSecret: (account, id, opts) => writer.deleteRotatedSecret(account, id, strip(opts)),
-  };
-  return { reader: shieldedReader, writer: shieldedWriter };
-}
-
 export interface DaemonTriggerOptions {
   /** Seconds between backstop runs (config `interval`). */
   intervalSeconds: number;
@@ -232,7 +200,7 @@ export interface DaemonOptions {
   config: ReconcilerConfig;
   policy: Policy;
   source: DesiredSource;
-  /** As for `apply`; `writer: null` is dry-run (nothing can be written). Calls are shielded here. */
+  /** As for `apply`; `writer: null` is dry-run (nothing can be written). */
   reconcile: ReconcileDeps;
   rotation: RotationRunner | null;
   concurrency?: number;
@@ -270,8 +238,7 @@ export class Daemon {
   constructor(options: DaemonOptions) {
     this.#options = options;
     this.mode = options.reconcile.writer ? "apply" : "dry-run";
-    const shielded = shieldCalls(options.reconcile.reader, options.reconcile.writer);
-    this.#deps = { ...options.reconcile, ...shielded };
+    this.#deps = options.reconcile;
     this.#log = options.logger.child({ component: "daemon" });
     this.#queue = new RunQueue({
       step: (reasons) => this.#step(reasons),

@@ -118,10 +118,7 @@ export async function createWithJournal(
   await deps.journal.write(entry);
   let created;
   try {
-    created = await deps.writer.createClient(change.account_id, change.body, {
-      existingClientIds,
-      ...(deps.signal ? { signal: deps.signal } : {}),
-    });
+    created = await deps.writer.createClient(change.account_id, change.body, { existingClientIds });
   } catch (error) {
     // A definite refusal made nothing; anything else is resolved by the next run (by name).
     if (isDefiniteFailure(error)) await deps.journal.remove(entry.id);
@@ -165,7 +162,7 @@ export async function resumeJournal(deps: SecretDeps, options: ResumeOptions): P
   const listed = new Map(options.live ?? []);
   for (const entry of entries) {
     if (entry.client_id === null && entry.step === "intent" && !listed.has(entry.account_id)) {
-      listed.set(entry.account_id, await deps.reader.listClients(entry.account_id, callOpts(deps)));
+      listed.set(entry.account_id, await deps.reader.listClients(entry.account_id));
     }
   }
   const pending = entries.filter(
@@ -630,9 +627,9 @@ async function step(
 
 /** `recover`: the operator vouched that the sink holds the newest secret: delete the rotated one. */
 async function stepRecover(entry: JournalEntry, deps: SecretDeps, did: string[]): Promise<JournalEntry> {
-  const client = await deps.reader.getClient(entry.account_id, entry.client_id ?? "", callOpts(deps));
+  const client = await deps.reader.getClient(entry.account_id, entry.client_id ?? "");
   if (client.has_rotated_secret) {
-    await deps.writer.deleteRotatedSecret(entry.account_id, client.client_id, callOpts(deps));
+    await deps.writer.deleteRotatedSecret(entry.account_id, client.client_id);
     did.push("deleted the rotated secret (recover)");
   }
   return save(deps, { ...entry, step: "intent" });
@@ -648,7 +645,7 @@ async function stepFindCreated(
   deps: SecretDeps,
   live: readonly LiveClient[] | undefined,
 ): Promise<JournalEntry | null> {
-  const clients = live ?? (await deps.reader.listClients(entry.account_id, callOpts(deps)));
+  const clients = live ?? (await deps.reader.listClients(entry.account_id));
   const owned = new Set((deps.inventory.current.accounts[entry.account_id] ?? []).map((e) => e.client_id));
   const made = clients
     .filter(
@@ -675,17 +672,17 @@ async function stepRotate(
 ): Promise<JournalEntry & { blocked?: unknown }> {
   const clientId = entry.client_id as string;
   if (!fresh) {
-    const client = await deps.reader.getClient(entry.account_id, clientId, callOpts(deps));
+    const client = await deps.reader.getClient(entry.account_id, clientId);
     if (client.has_rotated_secret) {
       if (!entry.unused) return blockSecretLost(entry, deps);
       // Nobody can hold any secret of this client: clear the unknown one so a known one can be minted.
-      await deps.writer.deleteRotatedSecret(entry.account_id, clientId, callOpts(deps));
+      await deps.writer.deleteRotatedSecret(entry.account_id, clientId);
       did.push("deleted an unknown secret of an unused client");
     }
   }
   let secret: Secret;
   try {
-    secret = await deps.writer.rotateSecret(entry.account_id, clientId, callOpts(deps));
+    secret = await deps.writer.rotateSecret(entry.account_id, clientId);
   } catch (error) {
     if (isApiError(error, "E_ROTATE_AMBIGUOUS")) {
       if (entry.unused) throw error; // the next pass re-reads and clears it
@@ -819,12 +816,12 @@ async function stepFinish(
 /** DELETE rotate_secret; a 400 because there is none left (an earlier run's delete landed) is fine. */
 async function deleteRotatedIfAny(accountId: string, clientId: string, deps: SecretDeps): Promise<boolean> {
   try {
-    await deps.writer.deleteRotatedSecret(accountId, clientId, callOpts(deps));
+    await deps.writer.deleteRotatedSecret(accountId, clientId);
     return true;
   } catch (error) {
     if (isApiError(error, "E_API_NOT_FOUND")) return false;
     if (!isDefiniteFailure(error)) throw error;
-    const client = await deps.reader.getClient(accountId, clientId, callOpts(deps));
+    const client = await deps.reader.getClient(accountId, clientId);
     if (client.has_rotated_secret) throw error;
     return false;
   }
@@ -909,10 +906,6 @@ function isDefiniteFailure(error: unknown): boolean {
     error.status !== null &&
     error.status < 500
   );
-}
-
-function callOpts(deps: Pick<SecretDeps, "signal">): { signal?: AbortSignal } {
-  return deps.signal ? { signal: deps.signal } : {};
 }
 
 function describeTarget(entry: JournalEntry, deps: Pick<SecretDeps, "sinks">): string {
