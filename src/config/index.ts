@@ -4,7 +4,7 @@
  * is a located `ConfigIssue` inside one `ConfigError`.
  */
 export { DEFAULT_CONFIG_FILE, loadConfig, policyFromConfig, type LoadConfigOptions } from "./load-config.js";
-export { listDesiredFiles, loadDesiredState } from "./load-desired.js";
+export { listDesiredFiles, loadDesiredState, type LoadDesiredOptions } from "./load-desired.js";
 export { formatDuration, parseDuration } from "./duration.js";
 export {
   configJsonSchema,

@@ -2,7 +2,15 @@ import { dirname, resolve } from "node:path";
 import type { Policy } from "../core/model.js";
 import { ConfigError, type ConfigIssue, GitOpsError } from "../errors.js";
 import { formatDuration, parseDuration, tryParseDuration } from "./duration.js";
-import { fromZodIssues, isRecord, issueAt, locate, sortIssues, type YamlContext } from "./issues.js";
+import {
+  type Locator,
+  type YamlContext,
+  fromZodIssues,
+  isRecord,
+  issueAt,
+  sortIssues,
+  yamlLocator,
+} from "./issues.js";
 import { displayPath } from "./paths.js";
 import { type ConfigOutput, configSchema } from "./schema.js";
 import type { ReconcilerConfig, SinkConfig } from "./types.js";
@@ -39,20 +47,26 @@ export async function loadConfig(path: string, options: LoadConfigOptions = {}):
   }
   if (read.issue) throw new ConfigError([read.issue]);
   const ctx = parseSingleDocument(read.text, file);
+  const where = yamlLocator(ctx);
   const plain = toPlainData(ctx);
   if (plain.issue) throw new ConfigError([plain.issue]);
   if (!isRecord(plain.data)) {
     throw new ConfigError([
-      issueAt(ctx, [], "E_TYPE", "the config file is a mapping of settings, e.g. `desired: ./desired`"),
+      issueAt(where, [], "E_TYPE", "the config file is a mapping of settings, e.g. `desired: ./desired`"),
     ]);
   }
   const result = configSchema.safeParse(plain.data);
   const issues = result.success
     ? []
-    : fromZodIssues(result.error.issues, { yaml: ctx, schema: configSchema, data: plain.data, basePath: [] });
-  issues.push(...checkConfig(plain.data, ctx));
+    : fromZodIssues(result.error.issues, {
+        locator: where,
+        schema: configSchema,
+        data: plain.data,
+        basePath: [],
+      });
+  issues.push(...checkConfig(plain.data, where));
   if (issues.length > 0) throw new ConfigError(sortIssues(issues, [file]));
-  return buildConfig(result.data as ConfigOutput, { absolute, cwd, ctx });
+  return buildConfig(result.data as ConfigOutput, { absolute, cwd, where });
 }
 
 function parseSingleDocument(text: string, file: string): YamlContext {
@@ -74,7 +88,7 @@ function parseSingleDocument(text: string, file: string): YamlContext {
   if (second !== undefined) {
     throw new ConfigError([
       issueAt(
-        second,
+        yamlLocator(second),
         [],
         "E_MULTIPLE_DOCUMENTS",
         "the config file holds one YAML document; remove the `---` and what follows",
@@ -85,7 +99,7 @@ function parseSingleDocument(text: string, file: string): YamlContext {
 }
 
 /** Rules across fields; they read the raw data so they report even when the schema found other problems. */
-function checkConfig(data: Record<string, unknown>, ctx: YamlContext): ConfigIssue[] {
+function checkConfig(data: Record<string, unknown>, where: Locator): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   const rotation = isRecord(data.rotation) ? data.rotation : {};
   const duration = (value: unknown, fallback: string) =>
@@ -99,7 +113,7 @@ function checkConfig(data: Record<string, unknown>, ctx: YamlContext): ConfigIss
   if (every !== undefined && grace !== undefined && grace >= every) {
     issues.push(
       issueAt(
-        ctx,
+        where,
         rotation.grace === undefined ? ["rotation", "every"] : ["rotation", "grace"],
         "E_BAD_ROTATION",
         `rotation grace (${formatDuration(grace)}) must be shorter than rotation every (${formatDuration(every)})`,
@@ -110,7 +124,7 @@ function checkConfig(data: Record<string, unknown>, ctx: YamlContext): ConfigIss
   if (isRecord(webhook) && webhook.secret_env === undefined && webhook.secret_file === undefined) {
     issues.push(
       issueAt(
-        ctx,
+        where,
         ["webhook"],
         "E_REQUIRED",
         "a webhook needs `secret_env` or `secret_file`: unsigned webhooks are refused",
@@ -123,7 +137,7 @@ function checkConfig(data: Record<string, unknown>, ctx: YamlContext): ConfigIss
 interface BuildContext {
   absolute: string;
   cwd: string;
-  ctx: YamlContext;
+  where: Locator;
 }
 
 /** Copies `value` without its undefined keys, so the resolved config prints cleanly. */
@@ -131,18 +145,18 @@ function compact<T extends object>(value: T): T {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
 
-function buildConfig(out: ConfigOutput, { absolute, cwd, ctx }: BuildContext): ReconcilerConfig {
+function buildConfig(out: ConfigOutput, { absolute, cwd, where }: BuildContext): ReconcilerConfig {
   const dir = dirname(absolute);
   const at = (path: string) => resolve(dir, path);
   const atOptional = (path: string | undefined) => (path === undefined ? undefined : at(path));
   const sinks: Record<string, SinkConfig> = {};
   for (const [name, sink] of Object.entries(out.sinks)) sinks[name] = resolveSink(sink, at, atOptional);
-  const { line, col } = locate(ctx, ["desired"]);
+  const { line, col } = where.locate(["desired"]);
   return compact<ReconcilerConfig>({
     config_file: absolute,
     display_root: cwd,
     desired: at(out.desired),
-    desired_location: { file: ctx.file, line, col, path: "desired" },
+    desired_location: { file: where.file, line, col, path: "desired" },
     account_id: out.account_id,
     state_dir: at(out.state_dir),
     prune: out.prune,

@@ -3,18 +3,19 @@ import { join } from "node:path";
 import { WRITABLE_FIELDS, type CreateClientBody } from "../cloudflare/schemas.js";
 import type { DesiredClient } from "../core/model.js";
 import { ConfigError, type ConfigIssue } from "../errors.js";
+import { fastLocator, parseFastYaml } from "./fast-yaml.js";
 import {
+  type Locator,
   type PathSegment,
-  type YamlContext,
   formatPath,
   fromZodIssues,
   isRecord,
   issueAt,
-  locate,
   sortIssues,
+  yamlLocator,
 } from "./issues.js";
 import { displayPath } from "./paths.js";
-import { checkEntry, hasSecret, resolveRotation, resolveSecret } from "./rules.js";
+import { type RuleReporter, checkEntry, hasSecret, resolveRotation, resolveSecret } from "./rules.js";
 import {
   EXTENSION_KEY_RE,
   desiredClientSchema,
@@ -22,7 +23,7 @@ import {
   type DesiredClientEntry,
 } from "./schema.js";
 import type { LoadedDesiredState, ReconcilerConfig } from "./types.js";
-import { parseYamlFile, readSourceFile, toPlainData } from "./yaml-source.js";
+import { type ReadResult, parseYamlFile, readSourceFile, toPlainData } from "./yaml-source.js";
 
 /**
  * Loading the desired state: every `*.yaml`/`*.yml` under `desired` (sorted, so the result and the
@@ -32,9 +33,6 @@ import { parseYamlFile, readSourceFile, toPlainData } from "./yaml-source.js";
  */
 
 const YAML_FILE_RE = /\.ya?ml$/i;
-
-/** Files read in parallel at most. */
-const READ_CONCURRENCY = 8;
 
 /**
  * The desired-state files: `desired` itself when it is a file, else every `*.yaml`/`*.yml` below it
@@ -71,53 +69,66 @@ async function collectYamlFiles(dir: string, out: string[]): Promise<void> {
   }
 }
 
-async function mapLimited<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await fn(items[index] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
+/** How `loadDesiredState` reads files; the default is what production uses. */
+export interface LoadDesiredOptions {
+  /**
+   * Read files in the plain subset with the fast reader (fast-yaml.ts) and use the `yaml` package
+   * only for the others and for files with problems. `false` reads every file with the `yaml`
+   * package: the reference the fast path is tested against, and a switch if the fast path misbehaves.
+   */
+  fastPath?: boolean;
 }
 
 /**
  * Reads every desired-state file into `DesiredState`, resolving each entry's account, secret target
  * and rotation against the config. Throws one `ConfigError` carrying every problem in every file.
+ *
+ * Files are read and checked one at a time (the next one is read while the current one is checked),
+ * and nothing of a parsed file outlives its check: entries keep plain data and line:col, so memory
+ * grows with the number of clients, not with the size of the YAML trees.
  */
-export async function loadDesiredState(config: ReconcilerConfig): Promise<LoadedDesiredState> {
+export async function loadDesiredState(
+  config: ReconcilerConfig,
+  options: LoadDesiredOptions = {},
+): Promise<LoadedDesiredState> {
   const absolute = await listDesiredFiles(config);
   const files = absolute.map((path) => displayPath(config.display_root, path));
-  const reads = await mapLimited(absolute, READ_CONCURRENCY, (path) =>
-    readSourceFile(path, displayPath(config.display_root, path)),
-  );
-  const builder = new DesiredStateBuilder(config);
-  reads.forEach((read, i) => {
-    const file = files[i] as string;
-    if (read.issue) builder.errors.push(read.issue);
-    else builder.addFile(file, read.text);
-  });
+  const read = (i: number) => readSourceFile(absolute[i] as string, files[i] as string);
+  const builder = new DesiredStateBuilder(config, options.fastPath ?? true);
+  let next = absolute.length > 0 ? read(0) : undefined;
+  for (let i = 0; i < absolute.length; i++) {
+    const current = await (next as Promise<ReadResult>);
+    next = i + 1 < absolute.length ? read(i + 1) : undefined;
+    if (current.issue) builder.errors.push(current.issue);
+    else builder.addFile(files[i] as string, current.text);
+  }
   return builder.finish(files);
 }
 
-/** A place in a document, located only if a message needs it. */
+/** A place in a document that a later entry may clash with, located when it was recorded. */
 interface Claim {
   ensure: "present" | "absent";
-  ctx: YamlContext;
-  path: PathSegment[];
+  file: string;
+  line: number;
+  col: number;
+}
+
+/** Locates a claim now, so the parsed file need not be kept for a message about it later. */
+function claimAt(at: Locator, ensure: Claim["ensure"], path: PathSegment[]): Claim {
+  const { line, col } = at.locate(path);
+  return { ensure, file: at.file, line, col };
 }
 
 function where(claim: Claim): string {
-  const { line, col } = locate(claim.ctx, claim.path);
-  return `${claim.ctx.file}:${line}:${col}`;
+  return `${claim.file}:${claim.line}:${claim.col}`;
 }
+
+/**
+ * What a file added to the builder's maps and lists, so a fast-path attempt that found a problem can
+ * be undone and the file checked again on the `yaml` document (whose locations are the reference).
+ * A string is an account whose client list got one more client; a pair is a key added to a map.
+ */
+type JournalEntry = string | [Map<string, unknown>, string];
 
 /** Accumulates entries and issues across files; `finish` throws or returns the state. */
 class DesiredStateBuilder {
@@ -125,15 +136,61 @@ class DesiredStateBuilder {
   readonly warnings: ConfigIssue[] = [];
   readonly #accounts = new Map<string, DesiredClient[]>();
   readonly #names = new Map<string, Claim>();
-  readonly #ids = new Map<string, Claim & { account: string | undefined }>();
+  readonly #ids = new Map<string, Claim>();
   readonly #secrets = new Map<string, Claim>();
   readonly #config: ReconcilerConfig;
+  readonly #fastPath: boolean;
+  #journal: JournalEntry[] = [];
+  /** Issue counts when the fast-path attempt on the current file began. */
+  #attempt: { errors: number; warnings: number } | undefined;
 
-  constructor(config: ReconcilerConfig) {
+  constructor(config: ReconcilerConfig, fastPath: boolean) {
     this.#config = config;
+    this.#fastPath = fastPath;
   }
 
   addFile(file: string, text: string): void {
+    this.#journal = [];
+    if (this.#fastPath && this.#addFast(file, text)) return;
+    this.#addParsed(file, text);
+  }
+
+  /** Checks a file read by the fast reader; false (and nothing added) when it is not in the subset or has a problem. */
+  #addFast(file: string, text: string): boolean {
+    const doc = parseFastYaml(text);
+    if (!doc) return false;
+    this.#attempt = { errors: this.errors.length, warnings: this.warnings.length };
+    this.#addDocument(fastLocator(file, doc), doc.data);
+    const failed = this.#attemptFailed();
+    if (failed) {
+      this.errors.length = this.#attempt.errors;
+      this.warnings.length = this.#attempt.warnings;
+      this.#undo();
+    }
+    this.#attempt = undefined;
+    return !failed;
+  }
+
+  /** Has the fast-path attempt in progress found a problem? Then the rest of the file need not be checked. */
+  #attemptFailed(): boolean {
+    const attempt = this.#attempt;
+    return (
+      attempt !== undefined &&
+      (this.errors.length !== attempt.errors || this.warnings.length !== attempt.warnings)
+    );
+  }
+
+  #undo(): void {
+    for (let i = this.#journal.length - 1; i >= 0; i--) {
+      const entry = this.#journal[i] as JournalEntry;
+      if (typeof entry === "string") this.#accounts.get(entry)?.pop();
+      else entry[0].delete(entry[1]);
+    }
+    this.#journal = [];
+  }
+
+  /** Checks a file parsed by the `yaml` package: every syntax problem located, several documents. */
+  #addParsed(file: string, text: string): void {
     const parsed = parseYamlFile(text, file);
     this.errors.push(...parsed.errors);
     this.warnings.push(...parsed.warnings);
@@ -147,19 +204,17 @@ class DesiredStateBuilder {
         message: "file has no content; write `clients: []` to declare an account with no clients on purpose",
       });
     }
-    for (const ctx of parsed.documents) this.#addDocument(ctx);
+    for (const ctx of parsed.documents) {
+      const plain = toPlainData(ctx);
+      if (plain.issue) this.errors.push(plain.issue);
+      else this.#addDocument(yamlLocator(ctx), plain.data);
+    }
   }
 
-  #addDocument(ctx: YamlContext): void {
-    const plain = toPlainData(ctx);
-    if (plain.issue) {
-      this.errors.push(plain.issue);
-      return;
-    }
-    const data = plain.data;
+  #addDocument(at: Locator, data: unknown): void {
     if (!isRecord(data)) {
       this.errors.push(
-        issueAt(ctx, [], "E_TYPE", "a desired-state document is a mapping with `account_id` and `clients`"),
+        issueAt(at, [], "E_TYPE", "a desired-state document is a mapping with `account_id` and `clients`"),
       );
       return;
     }
@@ -169,25 +224,37 @@ class DesiredStateBuilder {
     if (!checked.success) {
       this.errors.push(
         ...fromZodIssues(checked.error.issues, {
-          yaml: ctx,
+          locator: at,
           schema: desiredEnvelopeSchema,
           data: envelope,
           basePath: [],
         }),
       );
     }
-    const account = this.#accountOf(ctx, envelope);
-    if (Array.isArray(envelope.clients)) {
-      envelope.clients.forEach((raw, index) => this.#addEntry(ctx, account, index, raw));
+    const account = this.#accountOf(at, envelope);
+    if (!Array.isArray(envelope.clients)) return;
+    // `clients: []` declares an account with no clients on purpose: it is in scope (listed, pruned
+    // under `prune: all` once `allow_empty` says so), not forgotten.
+    if (account !== undefined && !this.#accounts.has(account)) {
+      this.#accounts.set(account, []);
+      this.#journal.push([this.#accounts as Map<string, unknown>, account]);
+    }
+    // One reporter per document: closures made per entry cost more than the checks themselves.
+    const report: RuleReporter = {
+      error: (path, code, message, anchor) => this.errors.push(issueAt(at, path, code, message, anchor)),
+      warn: (path, code, message, anchor) => this.warnings.push(issueAt(at, path, code, message, anchor)),
+    };
+    for (let index = 0; index < envelope.clients.length && !this.#attemptFailed(); index++) {
+      this.#addEntry(at, report, account, index, envelope.clients[index]);
     }
   }
 
-  #accountOf(ctx: YamlContext, envelope: Record<string, unknown>): string | undefined {
+  #accountOf(at: Locator, envelope: Record<string, unknown>): string | undefined {
     if (envelope.account_id === undefined) {
       if (this.#config.account_id !== undefined) return this.#config.account_id;
       this.errors.push(
         issueAt(
-          ctx,
+          at,
           [],
           "E_NO_ACCOUNT",
           "no `account_id`: set it in this document or set a default `account_id` in the config file",
@@ -199,14 +266,20 @@ class DesiredStateBuilder {
     return parsed.success ? parsed.data : undefined;
   }
 
-  #addEntry(ctx: YamlContext, account: string | undefined, index: number, raw: unknown): void {
+  #addEntry(
+    at: Locator,
+    report: RuleReporter,
+    account: string | undefined,
+    index: number,
+    raw: unknown,
+  ): void {
     const base: PathSegment[] = ["clients", index];
     const before = this.errors.length;
     const parsed = desiredClientSchema.safeParse(raw);
     if (!parsed.success) {
       this.errors.push(
         ...fromZodIssues(parsed.error.issues, {
-          yaml: ctx,
+          locator: at,
           schema: desiredClientSchema,
           data: raw,
           basePath: base,
@@ -214,59 +287,59 @@ class DesiredStateBuilder {
       );
     }
     if (!isRecord(raw)) return;
-    checkEntry(raw, base, this.#config, {
-      error: (path, code, message, anchor) => this.errors.push(issueAt(ctx, path, code, message, anchor)),
-      warn: (path, code, message, anchor) => this.warnings.push(issueAt(ctx, path, code, message, anchor)),
-    });
-    this.#claim(ctx, account, base, raw, parsed.success ? parsed.data : undefined);
+    checkEntry(raw, base, this.#config, report);
+    this.#claim(at, account, base, raw, parsed.success ? parsed.data : undefined);
     if (this.errors.length === before && parsed.success && account !== undefined) {
-      this.#addClient(ctx, account, index, parsed.data);
+      this.#addClient(at, account, index, parsed.data);
     }
   }
 
   /** Records the entry's name, pinned id and secret destination, reporting clashes with earlier ones. */
   #claim(
-    ctx: YamlContext,
+    at: Locator,
     account: string | undefined,
     base: PathSegment[],
     raw: Record<string, unknown>,
     entry: DesiredClientEntry | undefined,
   ): void {
     const ensure = raw.ensure === "absent" ? "absent" : "present";
-    const claimAt = (field: PathSegment): Claim => ({ ensure, ctx, path: [...base, field] });
     if (account !== undefined && typeof raw.client_name === "string" && raw.client_name.trim() !== "") {
       const key = `${account}\u0000${raw.client_name}`;
-      const claim = claimAt("client_name");
+      const path = [...base, "client_name"];
+      const claim = claimAt(at, ensure, path);
       const prior = this.#names.get(key);
-      if (!prior) this.#names.set(key, claim);
+      if (!prior) this.#record(this.#names, key, claim);
       else
         this.#clash(
           prior,
           claim,
+          path,
           "E_DUPLICATE_NAME",
           `client_name \`${raw.client_name}\` in account ${account}`,
           "declared",
         );
     }
     if (typeof raw.client_id === "string") {
-      const claim = { ...claimAt("client_id"), account };
+      const path = [...base, "client_id"];
+      const claim = claimAt(at, ensure, path);
       const prior = this.#ids.get(raw.client_id);
-      if (!prior) this.#ids.set(raw.client_id, claim);
-      else this.#clash(prior, claim, "E_DUPLICATE_CLIENT_ID", `client_id \`${raw.client_id}\``, "pinned");
+      if (!prior) this.#record(this.#ids, raw.client_id, claim);
+      else
+        this.#clash(prior, claim, path, "E_DUPLICATE_CLIENT_ID", `client_id \`${raw.client_id}\``, "pinned");
     }
     const target = entry && account !== undefined && hasSecret(raw) ? resolveSecret(entry) : null;
     if (target) {
       const key = `${target.sink}\u0000${account}\u0000${target.key}`;
-      const claim = claimAt(isRecord(raw.secret) && raw.secret.key !== undefined ? "secret" : "client_name");
+      const path = [...base, isRecord(raw.secret) && raw.secret.key !== undefined ? "secret" : "client_name"];
+      const claim = claimAt(at, ensure, path);
       const prior = this.#secrets.get(key);
-      if (!prior) this.#secrets.set(key, claim);
+      if (!prior) this.#record(this.#secrets, key, claim);
       else {
-        const { line, col } = locate(claim.ctx, claim.path);
         this.errors.push({
-          file: ctx.file,
-          line,
-          col,
-          path: formatPath(claim.path),
+          file: claim.file,
+          line: claim.line,
+          col: claim.col,
+          path: formatPath(path),
           code: "E_DUPLICATE_SECRET_KEY",
           message: `two clients would write their secrets to sink \`${target.sink}\` key \`${target.key}\` (the other is at ${where(prior)}); set a distinct \`secret.key\``,
         });
@@ -274,10 +347,15 @@ class DesiredStateBuilder {
     }
   }
 
+  /** Keeps the first claim on a key. */
+  #record(map: Map<string, Claim>, key: string, claim: Claim): void {
+    map.set(key, claim);
+    this.#journal.push([map as Map<string, unknown>, key]);
+  }
+
   /** A second claim on a name or id: a duplicate, or a contradiction when one says absent. */
-  #clash(prior: Claim, claim: Claim, code: string, subject: string, verb: string): void {
-    const { line, col } = locate(claim.ctx, claim.path);
-    const issue = { file: claim.ctx.file, line, col, path: formatPath(claim.path) };
+  #clash(prior: Claim, claim: Claim, path: PathSegment[], code: string, subject: string, verb: string): void {
+    const issue = { file: claim.file, line: claim.line, col: claim.col, path: formatPath(path) };
     if (prior.ensure === claim.ensure) {
       this.errors.push({ ...issue, code, message: `${subject} is ${verb} twice: first at ${where(prior)}` });
     } else {
@@ -289,13 +367,13 @@ class DesiredStateBuilder {
     }
   }
 
-  #addClient(ctx: YamlContext, account: string, index: number, entry: DesiredClientEntry): void {
+  #addClient(at: Locator, account: string, index: number, entry: DesiredClientEntry): void {
     const fields: Partial<CreateClientBody> = {};
     for (const field of WRITABLE_FIELDS) {
       if (entry[field] !== undefined) (fields as Record<string, unknown>)[field] = entry[field];
     }
     const path: PathSegment[] = ["clients", index];
-    const { line, col } = locate(ctx, path);
+    const { line, col } = at.locate(path);
     const client: DesiredClient = {
       account_id: account,
       ensure: entry.ensure,
@@ -304,12 +382,16 @@ class DesiredStateBuilder {
       visibility: entry.visibility,
       secret: resolveSecret(entry),
       rotation: resolveRotation(entry, this.#config),
-      source: { file: ctx.file, line, col, path: formatPath(path) },
+      source: { file: at.file, line, col, path: formatPath(path) },
     };
     if (entry.client_id !== undefined) client.client_id = entry.client_id;
     const list = this.#accounts.get(account);
     if (list) list.push(client);
-    else this.#accounts.set(account, [client]);
+    else {
+      this.#accounts.set(account, [client]);
+      this.#journal.push([this.#accounts as Map<string, unknown>, account]);
+    }
+    this.#journal.push(account);
   }
 
   finish(files: string[]): LoadedDesiredState {

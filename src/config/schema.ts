@@ -29,12 +29,26 @@ interface Problem {
   message: string;
 }
 
-/** Adds a custom check whose failure carries a stable code (read back in `issues.ts`). */
+/**
+ * Adds a custom check whose failure carries a stable code (read back in `issues.ts`). It pushes the
+ * issue itself rather than going through `superRefine`, which makes a closure on every value checked
+ * (about fifteen per client: measurable at 10,000 clients).
+ */
 function withCheck<S extends z.ZodType>(schema: S, check: (value: z.output<S>) => Problem | undefined): S {
-  return schema.superRefine((value, ctx) => {
-    const problem = check(value);
-    if (problem) ctx.addIssue({ code: "custom", message: problem.message, params: { code: problem.code } });
-  }) as S;
+  return schema.check(
+    z.check<z.output<S>>((payload) => {
+      const problem = check(payload.value);
+      if (problem) {
+        payload.issues.push({
+          code: "custom",
+          message: problem.message,
+          params: { code: problem.code },
+          input: payload.value,
+          continue: true,
+        });
+      }
+    }),
+  ) as S;
 }
 
 function patternCheck(re: RegExp, code: string, describe: (value: string) => string) {

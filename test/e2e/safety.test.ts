@@ -190,11 +190,9 @@ describe("empty desired set", () => {
     expect(plan.safety.violations.map((v) => [v.rule, v.count])).toEqual([["empty-desired", 3]]);
   });
 
-  // BUG (src/config/load-desired.ts, reported): a document with `clients: []` does not put its account
-  // into `desired.accounts`, so the account is not in scope under `prune: all` and an explicitly
-  // emptied account is never pruned even with allow_empty. Remove `.fails` once the loader registers
-  // the account of every valid document (the planner's documented scope rule).
-  it.fails("prune: all and `clients: []`: refused without allow_empty, pruned with it", async () => {
+  // A document with `clients: []` puts its account in scope: an explicitly emptied account is pruned
+  // under `prune: all`, but only with allow_empty.
+  it("prune: all and `clients: []`: refused without allow_empty, pruned with it", async () => {
     const emu = await startTestEmulator();
     const ws = await makeWorkspace(emu, { prune: "all", safety: { max_deletes: 10 } });
     await createDirect(emu, ACCOUNT_A, confidential("dashboard-made"));
