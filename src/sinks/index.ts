@@ -12,54 +12,18 @@ export { FileSink } from "./file.js";
 export { KubernetesSink } from "./kubernetes.js";
 export { VaultSink } from "./vault.js";
 
-/** `type: file` — see FileSink. */
-export interface FileSinkConfig {
-  type: "file";
-  dir: string;
-  format: "json" | "env";
-  age_recipients?: string[];
-  age_identity_file?: string;
-}
-
-/** `type: exec` — see ExecSink for the stdin protocol. */
-export interface ExecSinkConfig {
-  type: "exec";
-  command: string[];
-  read_command?: string[];
-  check_command?: string[];
-  timeout_seconds: number;
-}
-
-/** `type: vault` — KV version 2; see VaultSink. */
-export interface VaultSinkConfig {
-  type: "vault";
-  address: string;
-  mount: string;
-  path_prefix: string;
-  token_env?: string;
-  token_file?: string;
-  kubernetes_role?: string;
-  kubernetes_token_file?: string;
-  auth_mount?: string;
-  /** Vault Enterprise namespace (X-Vault-Namespace). */
-  namespace?: string;
-}
-
-/** `type: kubernetes` — an Opaque Secret per client; see KubernetesSink. */
-export interface KubernetesSinkConfig {
-  type: "kubernetes";
-  namespace: string;
-  name_prefix?: string;
-  api_server?: string;
-  token_file?: string;
-  ca_file?: string;
-}
-
 /**
- * One entry of the config's `sinks:` map, discriminated by `type`. Field names are the config's own
- * (snake_case) so the zod schemas in src/config can produce this type directly.
+ * One entry of the config's `sinks:` map, discriminated by `type`. The config loader produces these
+ * (paths absolute, durations in seconds); the types live with the rest of the loaded config.
  */
-export type SinkConfig = FileSinkConfig | ExecSinkConfig | VaultSinkConfig | KubernetesSinkConfig;
+export type {
+  ExecSinkConfig,
+  FileSinkConfig,
+  KubernetesSinkConfig,
+  SinkConfig,
+  VaultSinkConfig,
+} from "../config/types.js";
+import type { SinkConfig } from "../config/types.js";
 
 /** The sink types `createSink` knows, for config validation messages. */
 export const SINK_TYPES: readonly SinkConfig["type"][] = ["file", "exec", "vault", "kubernetes"];
