@@ -55,7 +55,7 @@ const readOutputSchema = z.object({
  * - check: `{"key","account_id","action":"check"}`. Exit 0 when a write would succeed.
  *
  * Example: storing in `pass` (the script the tests run for real against gpg, and that ships as an
- * example: test/sinks/fixtures/pass-sink.sh). Configure it as command, read_command and
+ * example: examples/sinks/pass-sink.sh). Configure it as command, read_command and
  * check_command alike; it dispatches on `action`:
  * ```sh
  * #!/bin/sh
