@@ -211,7 +211,10 @@ export async function resumeJournal(deps: SecretDeps, options: ResumeOptions): P
 
 /**
  * Drops done entries superseded by a newer one for the same client (the newest stays as its record),
- * and done entries of clients that no longer exist in an account just listed.
+ * and every entry, finished or not, of a client that no longer exists in an account just listed: a
+ * deleted client has no secret anyone could use, so a blocked or half-done operation on it is moot
+ * (and would otherwise block every later run). The list is taken at the start of the run under the
+ * journal lock, so no entry of this run can be mistaken for one of a vanished client.
  */
 async function compactJournal(
   journal: JournalStore,
@@ -225,11 +228,13 @@ async function compactJournal(
   const kept: JournalEntry[] = [];
   for (const e of entries) {
     const listed = live?.get(e.account_id);
+    const vanished =
+      e.client_id !== null && listed !== undefined && !listed.some((c) => c.client_id === e.client_id);
     const superseded =
-      e.step === "done" &&
-      e.client_id !== null &&
-      (newestDone.get(clientKey(e.account_id, e.client_id)) !== e.id ||
-        (listed !== undefined && !listed.some((c) => c.client_id === e.client_id)));
+      vanished ||
+      (e.step === "done" &&
+        e.client_id !== null &&
+        newestDone.get(clientKey(e.account_id, e.client_id)) !== e.id);
     if (superseded) await journal.remove(e.id);
     else kept.push(e);
   }
