@@ -74,11 +74,7 @@ export class GitSource {
    */
   async remoteRevision(signal?: AbortSignal): Promise<string> {
     const ref = `refs/heads/${this.#options.branch}`;
-    const out = await this.#git(
-      ["ls-remote", "--exit-code", "--", this.#options.url, ref],
-      undefined,
-      signal,
-    );
+    const out = await this.#git(["ls-remote", "--exit-code", "--", this.#display, ref], undefined, signal);
     const sha = out.split(/\s+/)[0] ?? "";
     if (!SHA_RE.test(sha)) {
       throw new GitOpsError("E_GIT", `git ls-remote ${this.#display} ${ref}: unexpected answer`, {
@@ -111,10 +107,16 @@ export class GitSource {
     return { revision, root, desiredPath: desiredPathIn(root, this.#options.path) };
   }
 
-  /** A working copy with `origin` set to the configured URL (re-initialised if it is broken). */
+  /**
+   * A working copy with `origin` set to the configured URL WITHOUT its credentials (they are passed
+   * per command through the environment, see #git), re-initialised if it is broken. A lock file left by
+   * a git process killed mid-checkout (a pod or OOM kill takes the whole process group) is removed:
+   * only this daemon, which holds the state directory's lock, runs git in this working copy.
+   */
   async #ensureRepository(root: string, signal?: AbortSignal): Promise<void> {
     if (await exists(join(root, ".git"))) {
-      await this.#git(["remote", "set-url", "origin", this.#options.url], root, signal);
+      await rm(join(root, ".git", "index.lock"), { force: true });
+      await this.#git(["remote", "set-url", "origin", this.#display], root, signal);
       return;
     }
     await rm(root, { recursive: true, force: true });
@@ -122,13 +124,14 @@ export class GitSource {
     await this.#git(["init", "--quiet"], root, signal);
     await this.#git(["config", "core.symlinks", "false"], root, signal);
     await this.#git(["config", "advice.detachedHead", "false"], root, signal);
-    await this.#git(["remote", "add", "origin", this.#options.url], root, signal);
+    await this.#git(["remote", "add", "origin", this.#display], root, signal);
     this.#log.info({ url: this.#display, dir: root }, "initialised the git working copy");
   }
 
   #git(args: string[], cwd: string | undefined, signal?: AbortSignal): Promise<string> {
     const env = {
       ...(this.#options.env ?? process.env),
+      ...credentialEnv(this.#options.url, this.#display),
       GIT_TERMINAL_PROMPT: "0",
       GIT_ASKPASS: "",
       SSH_ASKPASS: "",
@@ -160,6 +163,29 @@ export class GitSource {
       );
     });
   }
+}
+
+/**
+ * Credentials in an https URL become an `http.<url>.extraHeader` for that one git command, passed
+ * through git's environment config (GIT_CONFIG_COUNT, git 2.31+): never written to `.git/config` in
+ * the state directory and never on a command line other local users can read.
+ */
+export function credentialEnv(url: string, display: string): Record<string, string> {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return {};
+  }
+  if (!parsed.username && !parsed.password) return {};
+  const user = decodeURIComponent(parsed.username);
+  const password = decodeURIComponent(parsed.password);
+  const basic = Buffer.from(`${user}:${password}`).toString("base64");
+  return {
+    GIT_CONFIG_COUNT: "1",
+    GIT_CONFIG_KEY_0: `http.${display}.extraHeader`,
+    GIT_CONFIG_VALUE_0: `Authorization: Basic ${basic}`,
+  };
 }
 
 /** `https://user:token@host/repo` -> `https://host/repo`; other forms are returned unchanged. */

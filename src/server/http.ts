@@ -48,7 +48,9 @@ export function parseAddress(address: string): { host: string; port: number } {
 export async function startServer(address: string, handlers: ServerHandlers): Promise<RunningServer> {
   const { host, port } = parseAddress(address);
   const log = handlers.logger;
-  const server = createServer((req, res) => {
+  // Node checks headersTimeout/requestTimeout only every connectionsCheckingInterval (30 s by
+  // default): checking every second is what makes the 5 s / 10 s limits cut slow clients off.
+  const server = createServer({ connectionsCheckingInterval: 1_000 }, (req, res) => {
     route(req, res, handlers).catch((error: unknown) => {
       log.error({ error: (error as Error).message, path: pathOf(req) }, "request failed");
       if (!res.headersSent) sendJson(res, 500, { error: "internal error" });
