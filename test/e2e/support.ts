@@ -209,7 +209,10 @@ export async function makeWorkspace(emu: EmulatorHandle, options: ConfigOptions 
   return ws;
 }
 
-/** Every file below `dir`, recursively (absolute paths). */
+/**
+ * Every file below `dir`, recursively (absolute paths). Tolerates files that vanish during the walk
+ * (a running daemon's git and temp files come and go), which are simply not listed.
+ */
 export async function filesUnder(dir: string): Promise<string[]> {
   const out: string[] = [];
   let entries;
@@ -221,7 +224,7 @@ export async function filesUnder(dir: string): Promise<string[]> {
   for (const e of entries) {
     const path = join(dir, e.name);
     if (e.isDirectory()) out.push(...(await filesUnder(path)));
-    else if ((await stat(path)).isFile()) out.push(path);
+    else if ((await stat(path).catch(() => null))?.isFile()) out.push(path);
   }
   return out;
 }
