@@ -21,7 +21,7 @@ import {
   type JournalReason,
   type JournalStore,
   journalView,
-  newEntryId,
+  newJournalEntry,
 } from "../state/journal.js";
 import type { InventoryStore } from "../state/inventory.js";
 import type { SinkResolver } from "./apply.js";
@@ -102,7 +102,7 @@ export async function createWithJournal(
   existingClientIds: readonly string[],
   deps: SecretDeps,
 ): Promise<{ client: LiveClient; secret_location: string }> {
-  let entry = newEntry(deps, {
+  let entry = newJournalEntry(deps.now(), {
     op: "create",
     reason: "create",
     account_id: change.account_id,
@@ -518,7 +518,7 @@ async function startRotation(
   if (active && !(reason === "recover" && active.blocked === "secret-lost")) {
     throw new GitOpsError("E_ROTATION_BUSY", `${label(s)}: journal entry ${active.id} is still in progress`);
   }
-  const entry = newEntry(deps, {
+  const entry = newJournalEntry(deps.now(), {
     op: "rotate",
     reason,
     account_id: s.account_id,
@@ -845,39 +845,6 @@ function graceOver(
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-type NewEntryFields = Pick<
-  JournalEntry,
-  | "op"
-  | "reason"
-  | "account_id"
-  | "client_name"
-  | "client_id"
-  | "target"
-  | "delete_old"
-  | "grace_seconds"
-  | "unused"
-  | "created_by_tool"
-  | "existing_client_ids"
-> & { step?: JournalEntry["step"] };
-
-function newEntry(deps: Pick<SecretDeps, "now">, fields: NewEntryFields): JournalEntry {
-  const now = deps.now();
-  return {
-    id: newEntryId(now),
-    step: "intent",
-    secret: null,
-    fingerprint: null,
-    started_at: now.toISOString(),
-    minted_at: null,
-    published_at: null,
-    done_at: null,
-    publish_attempts: 0,
-    last_error: null,
-    blocked: null,
-    ...fields,
-  };
-}
 
 function minted(
   entry: JournalEntry,

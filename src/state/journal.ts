@@ -118,6 +118,41 @@ export function newEntryId(now: Date): string {
   return `${now.getTime().toString(36).padStart(9, "0")}-${randomBytes(6).toString("hex")}`;
 }
 
+/** What a caller decides about a new entry; everything else starts empty at step `intent`. */
+export type NewJournalEntryFields = Pick<
+  JournalEntry,
+  | "op"
+  | "reason"
+  | "account_id"
+  | "client_name"
+  | "client_id"
+  | "target"
+  | "delete_old"
+  | "grace_seconds"
+  | "unused"
+  | "created_by_tool"
+  | "existing_client_ids"
+> &
+  Partial<JournalEntry>;
+
+/** A fresh entry: step `intent`, no secret, nothing published; `fields` may override any of it. */
+export function newJournalEntry(now: Date, fields: NewJournalEntryFields): JournalEntry {
+  return {
+    id: newEntryId(now),
+    step: "intent",
+    secret: null,
+    fingerprint: null,
+    started_at: now.toISOString(),
+    minted_at: null,
+    published_at: null,
+    done_at: null,
+    publish_attempts: 0,
+    last_error: null,
+    blocked: null,
+    ...fields,
+  };
+}
+
 /**
  * Where the journal lives and how entries reach disk. An interface so the engine can be driven over a
  * real directory in tests and, later, over another store; there is one implementation.

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { LiveClient } from "../../src/cloudflare/schemas.js";
 import type { Plan } from "../../src/core/plan-types.js";
-import { FileJournalStore, newEntryId, type JournalEntry } from "../../src/state/journal.js";
+import { FileJournalStore, newJournalEntry, type JournalEntry } from "../../src/state/journal.js";
 import { api, type CreatedClient } from "../e2e/support.js";
 import { startTestEmulator } from "../helpers/emulator.js";
 import {
@@ -43,11 +43,8 @@ async function record(ws: RotationWorkspace, key: string) {
 function interrupted(
   fields: Partial<JournalEntry> & Pick<JournalEntry, "op" | "client_name" | "account_id">,
 ): JournalEntry {
-  const now = new Date();
-  return {
-    id: newEntryId(now),
+  return newJournalEntry(new Date(), {
     reason: fields.op === "create" ? "create" : "scheduled",
-    step: "intent",
     client_id: null,
     target: { sink: "default", key: fields.client_name },
     delete_old: fields.op === "create" ? "none" : "after-grace",
@@ -55,17 +52,8 @@ function interrupted(
     unused: fields.op === "create",
     created_by_tool: fields.op === "create",
     existing_client_ids: [],
-    secret: null,
-    fingerprint: null,
-    started_at: now.toISOString(),
-    minted_at: null,
-    published_at: null,
-    done_at: null,
-    publish_attempts: 0,
-    last_error: null,
-    blocked: null,
     ...fields,
-  };
+  });
 }
 
 describe("rotate: preflight", () => {

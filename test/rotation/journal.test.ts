@@ -6,7 +6,12 @@ import { describe, expect, it, onTestFinished } from "vitest";
 import { clientKey } from "../../src/core/rotation.js";
 import { StateError } from "../../src/errors.js";
 import { Secret } from "../../src/secret.js";
-import { FileJournalStore, journalView, newEntryId, type JournalEntry } from "../../src/state/journal.js";
+import {
+  FileJournalStore,
+  journalView,
+  newJournalEntry,
+  type JournalEntry,
+} from "../../src/state/journal.js";
 
 /** The journal on real files: modes, where a secret may be, corrupt files, the core's view. */
 
@@ -20,12 +25,9 @@ async function store(): Promise<FileJournalStore> {
 }
 
 function entry(fields: Partial<JournalEntry> = {}): JournalEntry {
-  const now = new Date("2026-01-01T00:00:00Z");
-  return {
-    id: newEntryId(now),
+  return newJournalEntry(new Date("2026-01-01T00:00:00Z"), {
     op: "rotate",
     reason: "scheduled",
-    step: "intent",
     account_id: ACC,
     client_name: "alpha",
     client_id: "id-alpha",
@@ -35,17 +37,8 @@ function entry(fields: Partial<JournalEntry> = {}): JournalEntry {
     unused: false,
     created_by_tool: true,
     existing_client_ids: [],
-    secret: null,
-    fingerprint: null,
-    started_at: now.toISOString(),
-    minted_at: null,
-    published_at: null,
-    done_at: null,
-    publish_attempts: 0,
-    last_error: null,
-    blocked: null,
     ...fields,
-  };
+  });
 }
 
 describe("FileJournalStore", () => {
