@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { parseArgs } from "node:util";
 import { main } from "../src/cli/dispatch.js";
+import { systemClock } from "../src/cli/io.js";
 import { startEmulator, type EmulatorHandle, type StatsSnapshot } from "../src/emulator/index.js";
 
 const TOKEN = "bench-token";
@@ -67,6 +68,7 @@ async function run(dir: string, emu: EmulatorHandle, args: string[]): Promise<vo
     stderr,
     cwd: dir,
     signal: new AbortController().signal,
+    clock: systemClock,
   });
   if (code !== 0) throw new Error(`${args.join(" ")} exited ${code}\n${errors}`);
 }

@@ -15,15 +15,13 @@
  * Targets: achieved rate / quota rate at least 0.9; no 429.
  */
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, statSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { startEmulator, type EmulatorHandle, type StatsSnapshot } from "../src/emulator/index.js";
+import { programArgs } from "../test/helpers/program.js";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const ACCOUNT = "0123456789abcdef0123456789abcdef";
 const TOKEN = "bench-token";
 
@@ -57,22 +55,6 @@ async function writeWorkspace(dir: string, clients: number): Promise<void> {
       "",
     ].join("\n"),
   );
-}
-
-/** The built program when it is newer than every source file, else the sources through tsx. */
-function programArgs(): string[] {
-  const dist = join(ROOT, "dist", "cli", "main.js");
-  if (existsSync(dist) && statSync(dist).mtimeMs >= newestMtime(join(ROOT, "src"))) return [dist];
-  return ["--import", "tsx", join(ROOT, "src", "cli", "main.ts")];
-}
-
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
-  }
-  return newest;
 }
 
 function runApply(

@@ -22,6 +22,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { startEmulator, type EmulatorHandle } from "../src/emulator/index.js";
+import { sourceProgramArgs } from "../test/helpers/program.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const ACCOUNT = "0123456789abcdef0123456789abcdef";
@@ -63,9 +64,7 @@ interface Daemon {
 }
 
 function startDaemon(cwd: string, emu: EmulatorHandle): Promise<Daemon> {
-  const program = values.dist
-    ? [join(ROOT, "dist/cli/main.js")]
-    : ["--import", "tsx", join(ROOT, "src/cli/main.ts")];
+  const program = values.dist ? [join(ROOT, "dist/cli/main.js")] : sourceProgramArgs();
   const child = spawn(
     process.execPath,
     [...program, "run", "-c", "cf-oauth-gitops.yaml", "--listen", "127.0.0.1:0"],
@@ -266,7 +265,7 @@ async function main(): Promise<void> {
       };
     });
 
-    const program = values.dist ? "node dist/cli/main.js" : "node --import tsx src/cli/main.ts";
+    const program = values.dist ? "node dist/cli/main.js" : "tsx src/cli/main.ts";
     const rows: [string, string][] = [
       [`commit → live, file watch, p50 (${COMMITS} changes)`, ms(percentile(watch.samples, 50))],
       [`commit → live, file watch, p95`, ms(percentile(watch.samples, 95))],

@@ -16,6 +16,7 @@ import { availableParallelism, cpus, freemem, loadavg, totalmem } from "node:os"
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { TSX_LOADER } from "../test/helpers/program.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const BENCH_DIR = join(ROOT, "bench");
@@ -60,7 +61,7 @@ function discover(only: readonly string[]): string[] {
 /** Runs one benchmark through tsx; its stdout is echoed live and kept, its stderr passed through. */
 function runBench(name: string): Promise<BenchResult> {
   const started = performance.now();
-  const child = spawn(process.execPath, ["--import", "tsx", join(BENCH_DIR, `${name}.ts`)], {
+  const child = spawn(process.execPath, ["--import", TSX_LOADER, join(BENCH_DIR, `${name}.ts`)], {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -6,7 +6,6 @@ import { FileJournalStore } from "../state/journal.js";
 import { describeSecretResult } from "./rotate.js";
 import {
   buildReaderWriter,
-  clockFromEnv,
   cliLogger,
   COMMON_OPTIONS,
   loadInput,
@@ -60,7 +59,7 @@ export const applyCommand: Command = async (ctx) => {
         journal: new FileJournalStore(input.config.state_dir),
         sinks: sinkResolver(input.config, logger, ctx.env),
         logger,
-        now: clockFromEnv(ctx.env),
+        now: ctx.clock,
       },
       {
         desired: input.desired,

@@ -3,7 +3,6 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { clientOptionsFromEnv, createClient, createReader } from "../cloudflare/index.js";
 import type { OAuthClientsReader, OAuthClientsWriter, ApiHandle } from "../cloudflare/client.js";
 import { loadConfig, loadDesiredState, policyFromConfig } from "../config/index.js";
-import { tryParseDuration } from "../config/duration.js";
 import type { ReconcilerConfig } from "../config/types.js";
 import type { DesiredState, Policy } from "../core/model.js";
 import { GitOpsError } from "../errors.js";
@@ -73,31 +72,6 @@ export function buildReaderWriter(
   logger: Logger,
 ): OAuthClientsReader & OAuthClientsWriter & ApiHandle {
   return createClient(clientOptionsFromEnv(ctx.env, { logger }));
-}
-
-/** The environment variable that shifts the tool's clock (see {@link clockFromEnv}). */
-export const CLOCK_OFFSET_ENV = "CF_OAUTH_GITOPS_CLOCK_OFFSET";
-
-/**
- * The clock every verb uses: the wall clock, shifted by `CF_OAUTH_GITOPS_CLOCK_OFFSET` when set (a
- * duration such as `36h`, `90d`, `-10m`, or whole seconds). It exists to rehearse rotation schedules
- * and grace periods without waiting (the crash tests and drills run the real program days "later");
- * it is not for production. A value that is not a duration is refused, never ignored.
- */
-export function clockFromEnv(env: NodeJS.ProcessEnv): () => Date {
-  const raw = env[CLOCK_OFFSET_ENV]?.trim();
-  if (!raw) return () => new Date();
-  const negative = raw.startsWith("-");
-  const body = raw.replace(/^[-+]/, "");
-  const seconds = /^\d+$/.test(body) ? Number(body) : tryParseDuration(body);
-  if (seconds === undefined || !Number.isSafeInteger(seconds)) {
-    throw new GitOpsError(
-      "E_USAGE",
-      `${CLOCK_OFFSET_ENV}=${raw} is not a duration (e.g. 36h, -10m, 90d, 3600)`,
-    );
-  }
-  const offsetMs = (negative ? -seconds : seconds) * 1000;
-  return () => new Date(Date.now() + offsetMs);
 }
 
 /** Builds sinks lazily, once each, from the config's named sinks. */

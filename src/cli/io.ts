@@ -13,7 +13,19 @@ export interface CliContext {
   cwd: string;
   /** Fires on SIGTERM/SIGINT; long-running verbs (emulator, run) stop cleanly when it aborts. */
   signal: AbortSignal;
+  /**
+   * The clock every verb reads (rotation due-ness, grace, journal times, metrics). The program passes
+   * {@link systemClock}; only tests pass another. It is never taken from the environment: a stray
+   * variable in a daemon's environment must not make it rotate everything and delete old secrets early.
+   */
+  clock: Clock;
 }
+
+/** The current time; injected so tests can move it (see {@link CliContext.clock}). */
+export type Clock = () => Date;
+
+/** The wall clock: what the program runs with, always. */
+export const systemClock: Clock = () => new Date();
 
 /** Exit codes shared by every verb (README, "CLI and exit codes"). */
 export const ExitCode = {

@@ -10,15 +10,7 @@ import { renderText } from "../render/text.js";
 import { FileInventoryStore } from "../state/inventory.js";
 import { FileJournalStore } from "../state/journal.js";
 import { writeFileAtomic } from "../state/atomic.js";
-import {
-  buildReader,
-  clockFromEnv,
-  cliLogger,
-  COMMON_OPTIONS,
-  loadInput,
-  parseFlags,
-  sinkResolver,
-} from "./common.js";
+import { buildReader, cliLogger, COMMON_OPTIONS, loadInput, parseFlags, sinkResolver } from "./common.js";
 import { type CliContext, type Command, ExitCode } from "./io.js";
 
 const USAGE = `usage: cf-oauth-gitops plan [-c FILE] [--state-dir DIR] [--format text|markdown|json]
@@ -83,7 +75,7 @@ export const planCommand: Command = async (ctx) => {
         journal: new FileJournalStore(input.config.state_dir),
         sinks: sinkResolver(input.config, logger, ctx.env),
         logger,
-        now: clockFromEnv(ctx.env),
+        now: ctx.clock,
       },
       { desired: input.desired, policy: input.policy, rotation: input.config.rotation, signal: ctx.signal },
     );

@@ -6,7 +6,6 @@ import { FileJournalStore } from "../state/journal.js";
 import {
   buildReader,
   buildReaderWriter,
-  clockFromEnv,
   cliLogger,
   COMMON_OPTIONS,
   loadInput,
@@ -41,8 +40,7 @@ sink and read it back; (2) once 'grace' has passed, delete the old secret. Work 
   --client NAME  act only on these clients (repeatable)
 
 Exit codes: 0 everything done (or waiting for grace); 1 any failure, or a client left alone that needs
---recover (an unknown rotated secret, a lost new secret).
-Environment: CF_OAUTH_GITOPS_CLOCK_OFFSET shifts the clock (e.g. 36h) to rehearse schedules.`;
+--recover (an unknown rotated secret, a lost new secret).`;
 
 const MODE_FLAGS = ["now", "finish", "compromised", "recover", "status"] as const;
 
@@ -87,7 +85,7 @@ export const rotateCommand: Command = async (ctx) => {
     journal: new FileJournalStore(input.config.state_dir),
     sinks: sinkResolver(input.config, logger, ctx.env),
     logger,
-    now: clockFromEnv(ctx.env),
+    now: ctx.clock,
     signal: ctx.signal,
   };
   const defaults = { every: input.config.rotation.every, grace: input.config.rotation.grace };

@@ -21,8 +21,8 @@ import { DaemonMetrics } from "../server/metrics.js";
 import { createWebhookHandler, loadWebhookSecret } from "../server/webhook.js";
 import { FileInventoryStore } from "../state/inventory.js";
 import { FileJournalStore } from "../state/journal.js";
-import { clockFromEnv, COMMON_OPTIONS, parseFlags, sinkResolver } from "./common.js";
-import { type CliContext, type Command, ExitCode } from "./io.js";
+import { COMMON_OPTIONS, parseFlags, sinkResolver } from "./common.js";
+import { type CliContext, type Clock, type Command, ExitCode } from "./io.js";
 
 const USAGE = `usage: cf-oauth-gitops run [-c FILE] [--state-dir DIR] [--dry-run] [--once]
                            [--listen HOST:PORT] [--log-format json|pretty] [--log-level LEVEL]
@@ -65,7 +65,7 @@ export const runCommand: Command = async (ctx) => {
   const logger = await daemonLogger(ctx, values["log-format"], values["log-level"]);
   const config = await loadRunConfig(ctx, values);
 
-  const clock = clockFromEnv(ctx.env);
+  const clock = ctx.clock;
   const metrics = new DaemonMetrics({
     version: await packageVersion(),
     mode: dryRun ? "dry-run" : "apply",
@@ -111,7 +111,7 @@ interface Wiring {
   client: ReturnType<typeof createReader>;
   writer: ReturnType<typeof createClient> | null;
   git: GitSource | null;
-  clock: () => Date;
+  clock: Clock;
 }
 
 /** Everything a run needs; the mutating client only exists when not in dry-run. */

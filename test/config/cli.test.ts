@@ -4,17 +4,18 @@ import { PassThrough } from "node:stream";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { main } from "../../src/cli/dispatch.js";
+import { systemClock } from "../../src/cli/io.js";
 import { desiredStateJsonSchema } from "../../src/config/index.js";
+import { programArgs } from "../helpers/program.js";
 import { ROOT } from "./support.js";
 
 const run = promisify(execFile);
-const TSX = join(ROOT, "node_modules/.bin/tsx");
 
 /** The CLI as a real process, with no Cloudflare credentials in its environment. */
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const env = { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "" };
   try {
-    const { stdout, stderr } = await run(TSX, [join(ROOT, "src/cli/main.ts"), ...args], { cwd: ROOT, env });
+    const { stdout, stderr } = await run(process.execPath, [...programArgs(), ...args], { cwd: ROOT, env });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as { code: number; stdout: string; stderr: string };
@@ -33,7 +34,14 @@ async function inProcess(
   const err: Buffer[] = [];
   stdout.on("data", (c: Buffer) => out.push(c));
   stderr.on("data", (c: Buffer) => err.push(c));
-  const code = await main(args, { env: {}, stdout, stderr, cwd, signal: new AbortController().signal });
+  const code = await main(args, {
+    env: {},
+    stdout,
+    stderr,
+    cwd,
+    signal: new AbortController().signal,
+    clock: systemClock,
+  });
   return { code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
 }
 

@@ -27,11 +27,11 @@ describe("run: the rotation schedule (real process)", () => {
     expect(await once.exited).toBe(0);
     const before = await readSinkRecord(join(dir, "secrets"), "alpha");
 
-    // 91 days later (the tool's clock offset, for drills): the secret is due.
+    // 91 days later (a daemon on a moved clock): the secret is due.
     const daemon = await startDaemon({
       cwd: dir,
       emulator: emu,
-      env: { CF_OAUTH_GITOPS_CLOCK_OFFSET: "91d" },
+      clockOffset: "91d",
     });
     const rotated = await daemon.waitForLine(
       (l) =>

@@ -7,9 +7,10 @@ import { fileURLToPath } from "node:url";
 import { onTestFinished } from "vitest";
 import type { EmulatorHandle } from "../../src/emulator/index.js";
 import { ACCOUNT_A, control, WRITE_TOKEN } from "../helpers/emulator.js";
+import { program } from "../helpers/program.js";
 
 /**
- * The daemon as a real process (`node --import tsx src/cli/main.ts run ...`) against a real emulator,
+ * The daemon as a real process (test/helpers/program.ts: `cf-oauth-gitops run ...`) against a real emulator,
  * real git repositories and temp directories. The helpers read the daemon's JSON log lines (stdout)
  * and its HTTP endpoints; nothing is mocked.
  */
@@ -42,21 +43,16 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** Wait for the `listening` line (false for `--once`). Default true. */
   listening?: boolean;
+  /** Moves the daemon's clock ahead (seconds, or a duration such as `91d`): see test/helpers/program.ts. */
+  clockOffset?: number | string;
 }
 
 /** Starts `cf-oauth-gitops run` and waits until it serves HTTP. Killed after the test if still running. */
 export async function startDaemon(options: StartOptions): Promise<DaemonProcess> {
+  const cli = program({ clockOffset: options.clockOffset });
   const child = spawn(
     process.execPath,
-    [
-      "--import",
-      "tsx",
-      join(ROOT, "src/cli/main.ts"),
-      "run",
-      "-c",
-      "cf-oauth-gitops.yaml",
-      ...(options.args ?? ["--listen", "127.0.0.1:0"]),
-    ],
+    [...cli.args, "run", "-c", "cf-oauth-gitops.yaml", ...(options.args ?? ["--listen", "127.0.0.1:0"])],
     {
       cwd: options.cwd,
       env: {
@@ -66,6 +62,7 @@ export async function startDaemon(options: StartOptions): Promise<DaemonProcess>
         CLOUDFLARE_API_TOKEN: WRITE_TOKEN,
         WEBHOOK_SECRET,
         ...options.env,
+        ...cli.env,
       },
       stdio: ["ignore", "pipe", "pipe"],
     },

@@ -7,12 +7,14 @@ import { fileURLToPath } from "node:url";
 import { onTestFinished } from "vitest";
 import { stringify } from "yaml";
 import { main } from "../../src/cli/dispatch.js";
+import { type Clock, systemClock } from "../../src/cli/io.js";
 import type { LiveClient } from "../../src/cloudflare/schemas.js";
 import type { Inventory, InventoryEntry } from "../../src/core/model.js";
 import type { Plan } from "../../src/core/plan-types.js";
 import type { EmulatorHandle } from "../../src/emulator/index.js";
 import type { StatsSnapshot } from "../../src/emulator/stats.js";
 import { ACCOUNT_A, control, WRITE_TOKEN } from "../helpers/emulator.js";
+import { program } from "../helpers/program.js";
 
 /**
  * Shared pieces of the end-to-end tests: the CLI run in-process (`main()` with captured streams) or as
@@ -38,10 +40,13 @@ export function cliEnv(emu: EmulatorHandle, extra: Record<string, string> = {}):
   };
 }
 
-/** Runs the CLI in this process through `main()`, with its own streams, env and working directory. */
+/**
+ * Runs the CLI in this process through `main()`, with its own streams, env and working directory,
+ * on the wall clock unless `clock` is given.
+ */
 export async function runCli(
   args: string[],
-  opts: { cwd: string; env: NodeJS.ProcessEnv },
+  opts: { cwd: string; env: NodeJS.ProcessEnv; clock?: Clock },
 ): Promise<RunResult> {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
@@ -55,20 +60,21 @@ export async function runCli(
     stderr,
     cwd: opts.cwd,
     signal: new AbortController().signal,
+    clock: opts.clock ?? systemClock,
   });
   return { code, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") };
 }
 
 /**
- * Runs the real program, `node --import tsx src/cli/main.ts ...`, from the repository root (so `tsx`
- * resolves); the exit code is the process's own.
+ * Runs the real program (test/helpers/program.ts) from the repository root, so relative paths in
+ * `args` are relative to it; the exit code is the process's own.
  */
 export function runChild(args: string[], env: NodeJS.ProcessEnv): Promise<RunResult> {
   const childEnv = { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "", ...env };
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ["--import", "tsx", join(ROOT, "src/cli/main.ts"), ...args],
+      [...program().args, ...args],
       { cwd: ROOT, env: childEnv, maxBuffer: 16 * 1024 * 1024 },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === "number" ? error.code : -1) : 0;

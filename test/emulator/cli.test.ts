@@ -6,7 +6,9 @@ import { PassThrough } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { emulatorCommand } from "../../src/cli/emulator.js";
+import { systemClock } from "../../src/cli/io.js";
 import { ACCOUNT_A } from "../helpers/emulator.js";
+import { programArgs } from "../helpers/program.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const LISTENING = /^listening on (http:\/\/127\.0\.0\.1:\d+\/client\/v4)\n$/;
@@ -21,7 +23,7 @@ interface Running {
 
 /** Runs `cf-oauth-gitops emulator ARGS` from source as a real process and waits for its line. */
 async function spawnEmulator(args: string[]): Promise<Running> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "emulator", ...args], {
+  const child = spawn(process.execPath, [...programArgs(), "emulator", ...args], {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -48,7 +50,15 @@ async function runInProcess(args: string[], signal = AbortSignal.abort()) {
   let err = "";
   stdout.on("data", (d: Buffer) => (out += d.toString()));
   stderr.on("data", (d: Buffer) => (err += d.toString()));
-  const code = await emulatorCommand({ args, env: {}, stdout, stderr, cwd: ROOT, signal });
+  const code = await emulatorCommand({
+    args,
+    env: {},
+    stdout,
+    stderr,
+    cwd: ROOT,
+    signal,
+    clock: systemClock,
+  });
   return { code, out, err };
 }
 
@@ -94,14 +104,10 @@ describe("cf-oauth-gitops emulator", () => {
   });
 
   it("exits 1 with a clear message on a bad flag (real process)", async () => {
-    const child = spawn(
-      process.execPath,
-      ["--import", "tsx", "src/cli/main.ts", "emulator", "--port", "http"],
-      {
-        cwd: ROOT,
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
+    const child = spawn(process.execPath, [...programArgs(), "emulator", "--port", "http"], {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let err = "";
     child.stderr.on("data", (d: Buffer) => (err += d.toString()));
     const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
@@ -165,6 +171,7 @@ describe("cf-oauth-gitops emulator", () => {
       stderr: new PassThrough(),
       cwd: ROOT,
       signal: controller.signal,
+      clock: systemClock,
     });
     const url = LISTENING.exec(await line)?.[1];
     const res = await fetch(`${url}/oauth/scopes`, { headers: { authorization: "Bearer x" } });

@@ -8,13 +8,8 @@ import type { LiveClient } from "../../src/cloudflare/schemas.js";
 import type { Plan } from "../../src/core/plan-types.js";
 import type { EmulatorHandle } from "../../src/emulator/index.js";
 import { api, filesUnder, type RunResult } from "../e2e/support.js";
-import {
-  checkSecret,
-  confidentialClient,
-  programArgs,
-  ROOT,
-  type RotationWorkspace,
-} from "../rotation/support.js";
+import { program } from "./program.js";
+import { checkSecret, confidentialClient, ROOT, type RotationWorkspace } from "../rotation/support.js";
 
 /**
  * The SIGKILL crash harness shared by the rotation crash test (test/rotation/crash.test.ts) and the
@@ -25,8 +20,8 @@ import {
  * Kill points: request k of the run, killed either before the request is forwarded, after the
  * emulator has committed it but before the answer reaches the child (the answer is lost with the
  * process), or a few milliseconds after the answer (inside the journal and sink writes that follow).
- * Time moves forward between runs through CF_OAUTH_GITOPS_CLOCK_OFFSET so rotations fall due and
- * grace periods end.
+ * Time moves forward between runs (the children run on a moved clock, test/helpers/program.ts) so
+ * rotations fall due and grace periods end.
  */
 
 export const DAY = 86_400;
@@ -328,11 +323,13 @@ export class CrashLane {
       delayMs: Math.floor(this.random() * 15),
     };
     const before = kind === "plan" ? await this.#fingerprintFiles() : null;
-    const child = spawn(process.execPath, [...programArgs(), kind, "-c", this.ws.config, ...args], {
+    const cli = program({ clockOffset: this.offset });
+    const child = spawn(process.execPath, [...cli.args, kind, "-c", this.ws.config, ...args], {
       cwd: ROOT,
       env: {
         PATH: process.env["PATH"] ?? "",
-        ...this.ws.env({ offset: this.offset, baseUrl: this.proxyUrl }),
+        ...this.ws.env({ baseUrl: this.proxyUrl }),
+        ...cli.env,
       },
       stdio: ["ignore", "ignore", "pipe"],
     });

@@ -18,7 +18,8 @@ import {
 } from "../daemon/support.js";
 import { CrashLane, type CrashRunSpec, KillProxy } from "../helpers/crash-harness.js";
 import { ACCOUNT_A, ACCOUNT_B, startTestEmulator, WRITE_TOKEN } from "../helpers/emulator.js";
-import { makeRotationWorkspace, programArgs, prng } from "../rotation/support.js";
+import { programArgs } from "../helpers/program.js";
+import { makeRotationWorkspace, prng } from "../rotation/support.js";
 import { CHAOS, dumpClients, scaled, seedFor } from "./support.js";
 
 /**
@@ -30,7 +31,7 @@ import { CHAOS, dumpClients, scaled, seedFor } from "./support.js";
  * test/helpers/crash-harness.ts (before the request reaches the emulator, after the emulator committed
  * it but before the answer arrives, or just after the answer, inside the journal and sink writes), or
  * by a seeded timer when the proxy has not killed it first. The emulator answers slowly (latency), so
- * runs take a while. Between lives the clock moves on (CF_OAUTH_GITOPS_CLOCK_OFFSET, 0.4 to 1.3 days
+ * runs take a while. Between lives the clock moves on (a moved clock, test/helpers/program.ts, 0.4 to 1.3 days
  * against `every: 1d`, `grace: 12h`), so rotations and deletions fall due in later lives.
  *
  * Checked after every kill: no duplicate client name in the emulator; every secret the sink ever held
@@ -180,7 +181,7 @@ async function convergeWithDaemon(lane: CrashLane): Promise<void> {
     const daemon = await startDaemon({
       cwd: lane.ws.dir,
       emulator: lane.emu,
-      env: { CF_OAUTH_GITOPS_CLOCK_OFFSET: String(lane.offset) },
+      clockOffset: lane.offset,
     });
     let outcome: "converged" | "lost" | undefined;
     const deadline = Date.now() + 60_000;

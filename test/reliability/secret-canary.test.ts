@@ -50,14 +50,12 @@ class Lifecycle {
   async run(args: string[], options: { days?: number; level?: "debug" | "trace" } = {}): Promise<RunResult> {
     this.step += 1;
     const level = options.level ?? (this.step % 2 === 0 ? "trace" : "debug");
-    const env = cliEnv(this.ws.emu, {
-      LOG_LEVEL: level,
-      ...(options.days ? { CF_OAUTH_GITOPS_CLOCK_OFFSET: `${options.days}d` } : {}),
-    });
+    const env = cliEnv(this.ws.emu, { LOG_LEVEL: level });
     const result = await runProgram(
       [args[0] as string, "-c", this.ws.config, ...args.slice(1)],
       env,
       this.ws.dir,
+      options.days ? { clockOffset: `${options.days}d` } : {},
     );
     const label = `step ${this.step} (${args.join(" ")}, LOG_LEVEL=${level})`;
     this.results.push({ step: label, result });
@@ -103,7 +101,7 @@ class Lifecycle {
       cwd: this.ws.dir,
       emulator: this.ws.emu,
       args: ["--listen", "127.0.0.1:0", "--log-level", "trace"],
-      env: { CF_OAUTH_GITOPS_CLOCK_OFFSET: "26d" },
+      clockOffset: "26d",
     });
     const label = `step ${this.step} (daemon)`;
     const get = async (path: string) => {

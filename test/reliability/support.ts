@@ -5,7 +5,7 @@ import type { Plan } from "../../src/core/plan-types.js";
 import type { EmulatorHandle } from "../../src/emulator/index.js";
 import { control } from "../helpers/emulator.js";
 import { checkSecret, type RunResult, type Workspace } from "../e2e/support.js";
-import { programArgs } from "../rotation/support.js";
+import { program } from "../helpers/program.js";
 
 /**
  * Shared pieces of the reliability suites. They run in `npm test` at a size that finishes in CI, and
@@ -99,15 +99,22 @@ export async function expectConverged(
 }
 
 /**
- * Runs the real program as a child process (the built one when it is up to date, else the sources
- * through tsx: `programArgs`), so everything it prints, by any route, lands in the captured streams.
+ * Runs the real program as a child process (test/helpers/program.ts: the built one when it is up to
+ * date, else the sources through tsx; the test entry point when `clockOffset` moves its clock), so
+ * everything it prints, by any route, lands in the captured streams.
  */
-export function runProgram(args: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<RunResult> {
-  const childEnv = { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "", ...env };
+export function runProgram(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  cwd: string,
+  options: { clockOffset?: number | string } = {},
+): Promise<RunResult> {
+  const cli = program(options);
+  const childEnv = { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "", ...env, ...cli.env };
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      [...programArgs(), ...args],
+      [...cli.args, ...args],
       { cwd, env: childEnv, maxBuffer: 64 * 1024 * 1024 },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === "number" ? error.code : -1) : 0;

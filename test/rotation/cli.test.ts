@@ -19,7 +19,7 @@ import {
 /**
  * `rotate` and the journaled create through the CLI (in-process), against the emulator over HTTP with
  * real files: preflight, unknown rotated secrets, recover, break-glass, crash recovery of creates,
- * and the plan's rotation items. The clock is moved with CF_OAUTH_GITOPS_CLOCK_OFFSET.
+ * and the plan's rotation items. The clock is moved by passing the CLI a clock of the test's own.
  */
 
 const DAY = 86_400;

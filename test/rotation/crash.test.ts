@@ -10,8 +10,8 @@ import { makeRotationWorkspace, prng } from "./support.js";
  * completion. A proxy between the child and the emulator picks the point: request k of the run,
  * killed either before the request is forwarded, after the emulator has committed it but before the
  * answer reaches the child (the answer is lost with the process), or a few milliseconds after the
- * answer (inside the journal and sink writes that follow). Time moves forward between runs through
- * CF_OAUTH_GITOPS_CLOCK_OFFSET so rotations fall due and grace periods end. The proxy and the lane
+ * answer (inside the journal and sink writes that follow). Time moves forward between runs (the
+ * children run on a moved clock) so rotations fall due and grace periods end. The proxy and the lane
  * live in test/helpers/crash-harness.ts, shared with the longer loop in test/reliability/.
  *
  * Checked after every kill and every completion: every secret the sink has ever held is still

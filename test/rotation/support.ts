@@ -1,4 +1,3 @@
-import { existsSync, readdirSync, statSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,6 +7,7 @@ import type { Inventory } from "../../src/core/model.js";
 import type { EmulatorHandle } from "../../src/emulator/index.js";
 import type { StatsSnapshot } from "../../src/emulator/stats.js";
 import { cliEnv, ROOT, runCli, type RunResult, type SecretFile } from "../e2e/support.js";
+import { offsetClock } from "../helpers/clock.js";
 import { ACCOUNT_A, control } from "../helpers/emulator.js";
 
 /**
@@ -81,18 +81,21 @@ export class RotationWorkspace {
     );
   }
 
-  /** A verb in-process with `-c <config>`; `offset` is CF_OAUTH_GITOPS_CLOCK_OFFSET in seconds. */
+  /** A verb in-process with `-c <config>`; `offset` moves its clock ahead, in seconds. */
   run(
     verb: string,
     args: string[] = [],
     options: { offset?: number; env?: Record<string, string> } = {},
   ): Promise<RunResult> {
-    return runCli([verb, "-c", this.config, ...args], { cwd: this.dir, env: this.env(options) });
+    return runCli([verb, "-c", this.config, ...args], {
+      cwd: this.dir,
+      env: this.env(options),
+      ...(options.offset !== undefined ? { clock: offsetClock(options.offset) } : {}),
+    });
   }
 
-  env(options: { offset?: number; env?: Record<string, string>; baseUrl?: string } = {}): NodeJS.ProcessEnv {
+  env(options: { env?: Record<string, string>; baseUrl?: string } = {}): NodeJS.ProcessEnv {
     return cliEnv(this.emu, {
-      ...(options.offset !== undefined ? { CF_OAUTH_GITOPS_CLOCK_OFFSET: String(options.offset) } : {}),
       ...(options.baseUrl ? { CLOUDFLARE_BASE_URL: options.baseUrl } : {}),
       ...options.env,
     });
@@ -185,25 +188,6 @@ export const ROUTE = {
   rotate: "POST /accounts/:account_id/oauth_clients/:client_id/rotate_secret",
   deleteRotated: "DELETE /accounts/:account_id/oauth_clients/:client_id/rotate_secret",
 } as const;
-
-/**
- * The command that runs the real program as a child: the built `dist/cli/main.js` when it is newer than
- * every source file (`npm test` builds first), else `node --import tsx src/cli/main.ts`.
- */
-export function programArgs(): string[] {
-  const dist = join(ROOT, "dist", "cli", "main.js");
-  if (existsSync(dist) && statSync(dist).mtimeMs >= newestMtime(join(ROOT, "src"))) return [dist];
-  return ["--import", "tsx", join(ROOT, "src", "cli", "main.ts")];
-}
-
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
-  }
-  return newest;
-}
 
 /** Every string in `haystack` that contains a secret, raw or base64 (standard and url-safe). */
 export function leaks(haystack: string, secrets: readonly string[]): string[] {

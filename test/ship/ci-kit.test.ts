@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { control, READ_TOKEN, useEmulator } from "../helpers/emulator.js";
 import { ROOT } from "../e2e/support.js";
+import { programArgs } from "../helpers/program.js";
 
 /**
  * The CI kit's commands run for real: the shell of each step that calls `cf-oauth-gitops` is
@@ -28,7 +29,9 @@ async function workspace(): Promise<{ dir: string; bin: string }> {
   const shim = join(bin, "cf-oauth-gitops");
   await writeFile(
     shim,
-    `#!/bin/sh\nexec "${process.execPath}" --import tsx "${join(ROOT, "src/cli/main.ts")}" "$@"\n`,
+    `#!/bin/sh\nexec "${process.execPath}" ${programArgs()
+      .map((a) => `"${a}"`)
+      .join(" ")} "$@"\n`,
   );
   await chmod(shim, 0o755);
   return { dir, bin };
