@@ -167,6 +167,8 @@ IFS='|' read -r img_user img_entry img_health <<<"$cfg"
 
 # --- 3. run it -------------------------------------------------------------------------------------
 log "building the host copy for the emulator (npm run build)"
+# A fresh clone has no node_modules: install the locked dependencies first, as the README's commands do.
+[ -x "$ROOT/node_modules/.bin/tsc" ] || (cd "$ROOT" && npm ci --no-audit --no-fund) || die "npm ci failed on the host"
 (cd "$ROOT" && npm run build --silent) || die "npm run build failed on the host"
 
 WORK=$(mktemp -d /tmp/cfog-smoke.XXXXXX)
