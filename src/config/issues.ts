@@ -211,11 +211,38 @@ export function issueAtOffset(
   return { file, line, col, path: "", message, code };
 }
 
-/** Issues in file order, then by position; cross-file issues land where they point. */
+/**
+ * The longest piece of a file's content a message may quote (a value, a key, an alias name), in
+ * characters. Messages quote content only in backticks or double quotes, so `boundExcerpts` can cut
+ * every such span to this length: a file that is not desired state (a credential file linked in, a
+ * mistaken paste) never reaches the terminal or a CI log beyond a short excerpt of the value at fault.
+ */
+export const EXCERPT_MAX_CHARS = 60;
+
+const QUOTED_SPAN_RE = /`([^`]*)`|"([^"]*)"/g;
+
+/** `text` with every backtick- or double-quoted span cut to {@link EXCERPT_MAX_CHARS} characters. */
+export function boundExcerpts(text: string): string {
+  return text.replace(QUOTED_SPAN_RE, (span, backticked: string | undefined, quoted: string | undefined) => {
+    const inner = backticked ?? quoted ?? "";
+    if (inner.length <= EXCERPT_MAX_CHARS) return span;
+    const mark = backticked === undefined ? '"' : "`";
+    return `${mark}${inner.slice(0, EXCERPT_MAX_CHARS)}...${mark}`;
+  });
+}
+
+/**
+ * Issues in file order, then by position; cross-file issues land where they point. Every message and
+ * path comes out with its quoted content bounded (`boundExcerpts`): this is the one funnel the
+ * loaders' issues pass through.
+ */
 export function sortIssues(issues: ConfigIssue[], fileOrder: readonly string[]): ConfigIssue[] {
   const rank = new Map(fileOrder.map((file, i) => [file, i]));
   return issues
-    .map((issue, i) => ({ issue, i }))
+    .map((issue, i) => ({
+      issue: { ...issue, message: boundExcerpts(issue.message), path: boundExcerpts(issue.path) },
+      i,
+    }))
     .sort(
       (a, b) =>
         (rank.get(a.issue.file) ?? fileOrder.length) - (rank.get(b.issue.file) ?? fileOrder.length) ||

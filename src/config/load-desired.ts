@@ -1,5 +1,5 @@
-import { readdir, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { readdir, realpath, stat } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { WRITABLE_FIELDS, type CreateClientBody } from "../cloudflare/schemas.js";
 import type { DesiredClient } from "../core/model.js";
 import { ConfigError, type ConfigIssue } from "../errors.js";
@@ -23,7 +23,13 @@ import {
   type DesiredClientEntry,
 } from "./schema.js";
 import type { LoadedDesiredState, ReconcilerConfig } from "./types.js";
-import { type ReadResult, parseYamlFile, readSourceFile, toPlainData } from "./yaml-source.js";
+import {
+  MAX_FILE_BYTES,
+  type ReadResult,
+  parseYamlFile,
+  readSourceFile,
+  toPlainData,
+} from "./yaml-source.js";
 
 /**
  * Loading the desired state: every `*.yaml`/`*.yml` under `desired` (sorted, so the result and the
@@ -69,6 +75,46 @@ async function collectYamlFiles(dir: string, out: string[]): Promise<void> {
   }
 }
 
+/**
+ * The most the desired-state tree may hold altogether, in bytes and in files. Each file is capped at
+ * `MAX_FILE_BYTES` (10 MiB); without a total, a directory of many large files (a pull request, a bad
+ * checkout) could still take the process's memory. 64 MiB is about 200,000 clients, twenty times
+ * the largest account benchmarked (bench/plan.ts).
+ */
+export const MAX_DESIRED_TOTAL_BYTES = 64 * 1024 * 1024;
+export const MAX_DESIRED_FILES = 20_000;
+
+/** Refuses, before reading any, a tree over `MAX_DESIRED_TOTAL_BYTES` or `MAX_DESIRED_FILES`. */
+async function refuseOversizedTree(config: ReconcilerConfig, absolute: readonly string[]): Promise<void> {
+  const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+  let message: string | undefined;
+  if (absolute.length > MAX_DESIRED_FILES) {
+    message = `the desired directory holds ${absolute.length} YAML files, over the limit of ${MAX_DESIRED_FILES}`;
+  } else {
+    const sizes = await Promise.all(
+      absolute.map((path) =>
+        stat(path).then(
+          (s) => s.size,
+          () => 0,
+        ),
+      ),
+    );
+    const total = sizes.reduce((a, b) => a + b, 0);
+    if (total > MAX_DESIRED_TOTAL_BYTES) {
+      message = `the desired files hold ${mib(total)} altogether, over the ${mib(MAX_DESIRED_TOTAL_BYTES)} limit`;
+    }
+  }
+  if (message !== undefined) {
+    throw new ConfigError([{ ...config.desired_location, code: "E_DESIRED_TOO_LARGE", message }]);
+  }
+}
+
+/** The resolved desired directory every file must lie in (for a single file, its directory). */
+async function desiredRoot(config: ReconcilerConfig): Promise<string> {
+  const real = await realpath(config.desired);
+  return (await stat(real)).isDirectory() ? real : dirname(real);
+}
+
 /** How `loadDesiredState` reads files; the default is what production uses. */
 export interface LoadDesiredOptions {
   /**
@@ -93,7 +139,9 @@ export async function loadDesiredState(
 ): Promise<LoadedDesiredState> {
   const absolute = await listDesiredFiles(config);
   const files = absolute.map((path) => displayPath(config.display_root, path));
-  const read = (i: number) => readSourceFile(absolute[i] as string, files[i] as string);
+  await refuseOversizedTree(config, absolute);
+  const root = await desiredRoot(config);
+  const read = (i: number) => readSourceFile(absolute[i] as string, files[i] as string, MAX_FILE_BYTES, root);
   const builder = new DesiredStateBuilder(config, options.fastPath ?? true);
   let next = absolute.length > 0 ? read(0) : undefined;
   for (let i = 0; i < absolute.length; i++) {

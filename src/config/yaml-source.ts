@@ -1,4 +1,5 @@
-import { readFile, stat } from "node:fs/promises";
+import { readFile, realpath, stat } from "node:fs/promises";
+import { sep } from "node:path";
 import { type Document, LineCounter, type YAMLError, parseAllDocuments, visit } from "yaml";
 import type { ConfigIssue } from "../errors.js";
 import { type YamlContext, issueAtOffset } from "./issues.js";
@@ -103,13 +104,28 @@ export function firstInvalidUtf8(bytes: Uint8Array): number {
   return bytes.length;
 }
 
-/** Reads a file as UTF-8 text, refusing it by size (before reading), by content or when unreadable. */
+/**
+ * Reads a file as UTF-8 text, refusing it by size (before reading), by content or when unreadable.
+ * With `confinedTo` (a resolved directory) a file whose real path lies outside it is refused before
+ * anything of it is read: a pull request can add a link to `../../.git/config`, whose credentials
+ * would otherwise be parsed and quoted in a syntax error on a CI log.
+ */
 export async function readSourceFile(
   absolute: string,
   file: string,
   limit = MAX_FILE_BYTES,
+  confinedTo?: string,
 ): Promise<ReadResult> {
   try {
+    if (confinedTo !== undefined && !isWithin(await realpath(absolute), confinedTo)) {
+      return {
+        issue: fileIssue(
+          file,
+          "E_LINK_OUTSIDE",
+          "a symbolic link here resolves outside the desired directory; it is not read (point it inside, or copy the file in)",
+        ),
+      };
+    }
     const info = await stat(absolute);
     if (!info.isFile()) return { issue: fileIssue(file, "E_NOT_A_FILE", "not a regular file") };
     if (info.size > limit) return { issue: tooLarge(file, info.size, limit) };
@@ -126,6 +142,15 @@ export async function readSourceFile(
       ),
     };
   }
+}
+
+/**
+ * True when `real` (a resolved path) is `root` itself or below it. `root` must be resolved too
+ * (`realpath`), so a desired directory that is itself a link, or a ConfigMap's `..data` links that
+ * stay inside the mount, pass, and only what escapes is refused.
+ */
+export function isWithin(real: string, root: string): boolean {
+  return real === root || real.startsWith(root.endsWith(sep) ? root : root + sep);
 }
 
 function tooLarge(file: string, size: number, limit: number): ConfigIssue {
@@ -159,8 +184,48 @@ function syntaxMessage(error: YAMLError): string {
   if (error.code === "TAB_AS_INDENT")
     return "tabs are not allowed as indentation in YAML; indent with spaces";
   if (error.code === "DUPLICATE_KEY") return "duplicate key: each key may appear once in a mapping";
-  if (error.code === "RESOURCE_EXHAUSTION") return `nesting is too deep to parse (${error.message})`;
-  return error.message.charAt(0).toLowerCase() + error.message.slice(1);
+  if (error.code === "RESOURCE_EXHAUSTION") return "nesting is too deep to parse";
+  return yamlMessageWithoutContent(error.message);
+}
+
+/**
+ * Parts of the `yaml` package's messages that repeat the file's text (the offending token, a tag, a
+ * directive, an escape sequence), each matched up to where the text starts: only the part before it
+ * is kept. A file that fails to parse may not be desired state at all (a credential file linked in,
+ * a `.git/config`), and the message already points at its line and column.
+ */
+const CONTENT_IN_YAML_MESSAGE: readonly RegExp[] = [
+  /^(Unexpected [\w-]+ token in YAML stream): /,
+  /^(Block scalar header includes extra characters):/,
+  /^(Could not resolve tag):/,
+  /^(Not a valid tag):/,
+  /^(Unresolved tag):/,
+  /^(Invalid escape sequence) /,
+  /^(Ordered maps must not include duplicate keys):/,
+  /^(Unresolved plain scalar) /,
+  /^(Unknown directive) /,
+  /^(Verbatim tags aren't resolved)/,
+  /^(Plain value cannot start with) /,
+];
+
+/** The most of a `yaml` message that is kept: its wording, never a long stretch of the file. */
+const MAX_YAML_MESSAGE_CHARS = 120;
+
+/** A `yaml` package message, lower-cased, with any quoted file content cut off. */
+export function yamlMessageWithoutContent(message: string): string {
+  let kept = message;
+  for (const re of CONTENT_IN_YAML_MESSAGE) {
+    const match = re.exec(message);
+    if (match?.[1] !== undefined) {
+      kept = match[1];
+      break;
+    }
+  }
+  // Whatever else quotes the file ends at its first quote: `Unexpected X: "..."`, `... ${JSON.stringify}`.
+  const quote = kept.search(/: ["'`]/);
+  if (quote !== -1) kept = kept.slice(0, quote);
+  if (kept.length > MAX_YAML_MESSAGE_CHARS) kept = `${kept.slice(0, MAX_YAML_MESSAGE_CHARS)}...`;
+  return kept.charAt(0).toLowerCase() + kept.slice(1);
 }
 
 function isEmptyDocument(doc: Document.Parsed): boolean {
@@ -184,7 +249,13 @@ export function parseYamlFile(text: string, file: string): ParsedFile {
     }) as Document.Parsed[];
   } catch (error) {
     result.errors.push(
-      issueAtOffset(file, undefined, 0, "E_YAML_SYNTAX", `cannot parse: ${(error as Error).message}`),
+      issueAtOffset(
+        file,
+        undefined,
+        0,
+        "E_YAML_SYNTAX",
+        `cannot parse: ${yamlMessageWithoutContent((error as Error).message)}`,
+      ),
     );
     return result;
   }
@@ -266,7 +337,7 @@ export function toPlainData(
               col,
               path: "",
               code: "E_YAML_SYNTAX",
-              message: message.charAt(0).toLowerCase() + message.slice(1),
+              message: yamlMessageWithoutContent(message),
             },
     };
   }

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, open, readdir, readFile, rm } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import type { JournalClientState, JournalView } from "../core/rotation.js";
@@ -7,6 +7,7 @@ import { clientKey } from "../core/rotation.js";
 import { StateError } from "../errors.js";
 import { Secret } from "../secret.js";
 import { syncDirectory, writeFileAtomic } from "./atomic.js";
+import { takeLock, type HeldLock } from "./lock.js";
 
 /**
  * The secret write-ahead journal: `<state_dir>/journal/<entry-id>.json`, one file per operation on a
@@ -168,8 +169,9 @@ export interface JournalStore {
   pathOf(id: string): string;
   /**
    * Takes the state directory for one run that writes (apply, rotate): waits for another run in this
-   * process, refuses (E_STATE_LOCKED) while another live process holds it, takes over from a dead one
-   * (a run killed with kill -9). Resolves to the release function.
+   * process, refuses (E_STATE_LOCKED) while another live process holds it (on this machine or, within
+   * its lease, on another host or container), takes over from a dead one (a run killed with kill -9).
+   * Resolves to the release function. The cross-process part is src/state/lock.ts.
    */
   lock(): Promise<() => Promise<void>>;
 }
@@ -196,48 +198,26 @@ export class FileJournalStore implements JournalStore {
     const chained = previous.then(() => mine);
     localLocks.set(this.dir, chained);
     await previous;
+    let fileLock: HeldLock;
     try {
-      await this.#takeFileLock();
+      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      fileLock = await takeLock(join(this.dir, LOCK_FILE), { what: this.dir });
     } catch (error) {
       releaseLocal();
       if (localLocks.get(this.dir) === chained) localLocks.delete(this.dir);
-      throw error;
+      if (error instanceof StateError) throw error;
+      throw new StateError("E_STATE_LOCK", `cannot lock ${this.dir}: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     return async () => {
-      await rm(join(this.dir, LOCK_FILE), { force: true });
-      releaseLocal();
-      if (localLocks.get(this.dir) === chained) localLocks.delete(this.dir);
-    };
-  }
-
-  async #takeFileLock(): Promise<void> {
-    const path = join(this.dir, LOCK_FILE);
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    for (let attempt = 0; attempt < 3; attempt++) {
       try {
-        const handle = await open(path, "wx", 0o600);
-        await handle.writeFile(`${process.pid}\n`);
-        await handle.close();
-        return;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "EEXIST") {
-          throw new StateError("E_STATE_LOCK", `cannot lock ${path}: ${(error as Error).message}`, {
-            cause: error,
-          });
-        }
+        await fileLock.release();
+      } finally {
+        releaseLocal();
+        if (localLocks.get(this.dir) === chained) localLocks.delete(this.dir);
       }
-      const holder = Number.parseInt(await readFile(path, "utf8").catch(() => ""), 10);
-      if (Number.isInteger(holder) && holder !== process.pid && isAlive(holder)) {
-        throw new StateError(
-          "E_STATE_LOCKED",
-          `${this.dir} is in use by another cf-oauth-gitops run (pid ${holder}); try again when it has finished`,
-          { disposition: "wait", context: { pid: holder } },
-        );
-      }
-      // Left by a run that died (or by this process): take it over.
-      await rm(path, { force: true });
-    }
-    throw new StateError("E_STATE_LOCK", `cannot lock ${path}: it keeps reappearing`);
+    };
   }
 
   async list(): Promise<JournalEntry[]> {
@@ -309,16 +289,6 @@ export class FileJournalStore implements JournalStore {
 }
 
 const LOCK_FILE = ".lock";
-
-/** Whether a process exists (EPERM: it does, under another user). */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /** The file body: the one place a journal secret is unwrapped. */
 export function serialiseEntry(entry: JournalEntry): string {

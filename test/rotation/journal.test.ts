@@ -1,5 +1,4 @@
-import { spawn } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
@@ -109,25 +108,7 @@ describe("journalView", () => {
 });
 
 describe("FileJournalStore.lock", () => {
-  it("refuses while another live process holds it and takes over once that process is killed", async () => {
-    const journal = await store();
-    const holder = spawn(process.execPath, ["-e", "setTimeout(() => {}, 60000)"], { stdio: "ignore" });
-    onTestFinished(() => void holder.kill("SIGKILL"));
-    await mkdir(journal.dir, { recursive: true });
-    await writeFile(join(journal.dir, ".lock"), `${holder.pid}\n`);
-    const refused = await journal.lock().catch((e: unknown) => e);
-    expect((refused as StateError).code).toBe("E_STATE_LOCKED");
-    expect((refused as StateError).disposition).toBe("wait");
-
-    const exited = new Promise((resolve) => holder.once("exit", resolve));
-    holder.kill("SIGKILL");
-    await exited;
-    const release = await journal.lock();
-    expect((await readFile(join(journal.dir, ".lock"), "utf8")).trim()).toBe(String(process.pid));
-    await release();
-    await expect(stat(join(journal.dir, ".lock"))).rejects.toThrow();
-  });
-
+  // Between processes, hosts and containers: test/state/lock.test.ts.
   it("queues runs within one process", async () => {
     const journal = await store();
     const order: string[] = [];
