@@ -26,7 +26,7 @@ function isEntryPoint(): boolean {
 }
 
 /**
- * Runs the CLI as this process: its arguments, streams and working directory, SIGTERM/SIGINT as the
+ * Runs the CLI as this process: its arguments, streams and working directory, SIGTERM/SIGINT/SIGHUP as the
  * abort signal, and the verb's answer as the exit code. `clock` and `env` are the caller's choice
  * only so that the test entry point can inject a clock (and keep its own variable to itself).
  */
@@ -35,6 +35,10 @@ export async function runAsProcess(clock: Clock, env: NodeJS.ProcessEnv = proces
   const stop = () => controller.abort();
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
+  // SIGHUP (a closed terminal, or a supervisor's "reload") stops as gracefully as SIGTERM instead of
+  // Node's default of dying at once, mid-change. The config is read once at start, so a reload is a
+  // restart: the supervisor starts the process again.
+  process.once("SIGHUP", stop);
   const code = await main(process.argv.slice(2), {
     env,
     stdout: process.stdout,

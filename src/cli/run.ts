@@ -28,7 +28,7 @@ const USAGE = `usage: cf-oauth-gitops run [-c FILE] [--state-dir DIR] [--dry-run
                            [--listen HOST:PORT] [--log-format json|pretty] [--log-level LEVEL]
                            [--shutdown-timeout DURATION] [--concurrency N]
 
-Runs the reconciler until SIGTERM/SIGINT: a run at start, then on every trigger (the config's
+Runs the reconciler until SIGTERM/SIGINT/SIGHUP: a run at start, then on every trigger (the config's
 'interval' with ±10% jitter, a change under the desired directory, a new commit on the git source's
 branch, a verified POST /hooks/git) and on the rotation schedule. One run at a time; triggers during a
 run coalesce into one follow-up run; failures back off. Invalid desired state is never applied.

@@ -66,4 +66,19 @@ describe("run: SIGTERM in the middle of a run (real process)", () => {
       expect(output).not.toContain(record.client_secret);
     }
   });
+
+  it("stops on SIGHUP as on SIGTERM: exit 0 after a clean shutdown, not killed by the signal", async () => {
+    const emu = await startTestEmulator();
+    const dir = await tempDir("daemon-hup");
+    await mkdir(join(dir, "desired"));
+    await writeFile(join(dir, "desired", "apps.yaml"), desiredYaml([clientYaml("hup-app")]));
+    await writeConfig(dir, "interval: 1h");
+    const daemon = await startDaemon({ cwd: dir, emulator: emu });
+    await eventually(
+      async () => ((await liveByName(emu)).has("hup-app") ? true : undefined),
+      30_000,
+      "first run",
+    );
+    expect(await daemon.stop("SIGHUP"), daemon.output()).toBe(0);
+  });
 });
