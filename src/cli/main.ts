@@ -23,8 +23,11 @@ function isEntryPoint(): boolean {
 if (isEntryPoint()) {
   const controller = new AbortController();
   const stop = () => controller.abort();
-  process.once("SIGTERM", stop);
-  process.once("SIGINT", stop);
+  // SIGHUP (the terminal or the ssh session that started the daemon went away, or an operator who
+  // expects a reload) ends the process like SIGTERM: the run in flight finishes the changes it
+  // started. Node's default for SIGHUP is to die at once, which could cut a sink write after a mint.
+  // The daemon reads its config once at start, so there is nothing to reload: restart it instead.
+  for (const name of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.once(name, stop);
   const code = await main(process.argv.slice(2), {
     env: process.env,
     stdout: process.stdout,

@@ -28,7 +28,7 @@ const USAGE = `usage: cf-oauth-gitops run [-c FILE] [--state-dir DIR] [--dry-run
                            [--listen HOST:PORT] [--log-format json|pretty] [--log-level LEVEL]
                            [--shutdown-timeout DURATION] [--concurrency N]
 
-Runs the reconciler until SIGTERM/SIGINT: a run at start, then on every trigger (the config's
+Runs the reconciler until SIGTERM/SIGINT/SIGHUP: a run at start, then on every trigger (the config's
 'interval' with ±10% jitter, a change under the desired directory, a new commit on the git source's
 branch, a verified POST /hooks/git) and on the rotation schedule. One run at a time; triggers during a
 run coalesce into one follow-up run; failures back off. Invalid desired state is never applied.
@@ -39,7 +39,8 @@ run coalesce into one follow-up run; failures back off. Invalid desired state is
   --listen HOST:PORT      serve /healthz /readyz /status /metrics /hooks/git here (default: the
                           config's server.address, 127.0.0.1:9090; port 0 picks a free port)
   --log-format FORMAT     json (default, one object per line on stdout) or pretty
-  --shutdown-timeout D    on SIGTERM, finish the changes in flight within D (default 30s), then exit
+  --shutdown-timeout D    on SIGTERM, SIGINT or SIGHUP, finish the changes in flight within D
+                          (default 30s), then exit
   --concurrency N         changes in flight at once (default 4)`;
 
 export const DEFAULT_SHUTDOWN_TIMEOUT_SECONDS = 30;
