@@ -28,7 +28,9 @@ const NOISE_SEGMENTS = new Set([".git", "node_modules"]);
  * Kubernetes ConfigMap update (new `..2024_...` directory, then the `..data` symlink swapped in one
  * rename) all arrive as bursts of events, and each burst becomes one request once the tree has been
  * quiet for `debounceMs`. A half-written file can still be read by a run that starts in between; the
- * write's own later event requests a follow-up run, which the queue coalesces.
+ * write's own later event requests a follow-up run, which the queue coalesces. The run itself waits
+ * for the files to hold still (engine/desired-snapshot.ts) and holds back the deletes it plans
+ * (core/deferred-deletes.ts), so a half file never deletes clients.
  *
  * Hidden entries are deliberately not ignored: `..data` is how a ConfigMap update shows up.
  * Symlinks are followed so the files behind `..data` are watched too.
