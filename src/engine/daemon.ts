@@ -266,6 +266,8 @@ export class Daemon {
   #absentSince = new Map<string, number>();
   #held: HeldDelete[] = [];
   #heldTimer: NodeJS.Timeout | null = null;
+  /** Digest of the last directory snapshot that held still (engine/desired-snapshot.ts). */
+  #stableDigest: string | null = null;
 
   constructor(options: DaemonOptions) {
     this.#options = options;
@@ -466,7 +468,9 @@ export class Daemon {
       maxAttempts: DEFAULT_SNAPSHOT_ATTEMPTS,
       sleep: this.#options.sleep ?? sleepFor,
       signal,
+      knownStable: this.#stableDigest,
     });
+    this.#stableDigest = snapshot.digest;
     if (snapshot.attempts > 1)
       this.#log.info({ attempts: snapshot.attempts }, "desired files settled after changing while read");
     return snapshot.desired;

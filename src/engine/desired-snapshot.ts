@@ -26,6 +26,12 @@ export interface StableSnapshotOptions {
   /** Waits `ms`; rejects when `signal` aborts (shutdown). */
   sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   signal: AbortSignal;
+  /**
+   * The digest of the last snapshot that held still. Files that read exactly so now need no quiet
+   * period: those bytes were already seen holding still (a timer-driven run over unchanged files
+   * costs no wait).
+   */
+  knownStable?: string | null;
   /** Loads the desired state; the production loader by default. */
   load?: (config: ReconcilerConfig) => Promise<LoadedDesiredState>;
 }
@@ -69,8 +75,9 @@ export async function loadStableDesired(options: StableSnapshotOptions): Promise
   const load = options.load ?? ((config: ReconcilerConfig) => loadDesiredState(config));
   let before = await digestDesiredFiles(options.config);
   for (let attempt = 1; attempt <= options.maxAttempts; attempt++) {
-    await options.sleep(options.quietMs, options.signal);
-    const settled = await digestDesiredFiles(options.config);
+    const known = attempt === 1 && before === options.knownStable;
+    if (!known) await options.sleep(options.quietMs, options.signal);
+    const settled = known ? before : await digestDesiredFiles(options.config);
     if (settled !== before) {
       before = settled;
       continue;

@@ -120,4 +120,33 @@ describe("loadStableDesired", () => {
     expect(waits).toHaveLength(4);
     expect(loads).toBe(0);
   });
+
+  it("needs no quiet period for files that read exactly as the last snapshot that held still", async () => {
+    const { config, file } = await workspace();
+    const { sleep, waits } = scriptedSleep([]);
+    const signal = new AbortController().signal;
+    const first = await loadStableDesired({ config, quietMs: 1000, maxAttempts: 3, sleep, signal });
+    const again = await loadStableDesired({
+      config,
+      quietMs: 1000,
+      maxAttempts: 3,
+      sleep,
+      signal,
+      knownStable: first.digest,
+    });
+    expect(waits).toEqual([1000]);
+    expect(again.digest).toBe(first.digest);
+    // Changed bytes wait again.
+    await writeFile(file, FULL);
+    const changed = await loadStableDesired({
+      config,
+      quietMs: 1000,
+      maxAttempts: 3,
+      sleep,
+      signal,
+      knownStable: first.digest,
+    });
+    expect(waits).toEqual([1000, 1000]);
+    expect(names(changed.desired)).toEqual(NAMES);
+  });
 });
