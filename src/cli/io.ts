@@ -11,7 +11,7 @@ export interface CliContext {
   stdout: Writable;
   stderr: Writable;
   cwd: string;
-  /** Fires on SIGTERM/SIGINT; long-running verbs (emulator, run) stop cleanly when it aborts. */
+  /** Fires on SIGTERM/SIGINT/SIGHUP; long-running verbs (emulator, run) stop cleanly when it aborts. */
   signal: AbortSignal;
   /**
    * The clock every verb reads (rotation due-ness, grace, journal times, metrics). The program passes

@@ -33,12 +33,11 @@ function isEntryPoint(): boolean {
 export async function runAsProcess(clock: Clock, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const controller = new AbortController();
   const stop = () => controller.abort();
-  process.once("SIGTERM", stop);
-  process.once("SIGINT", stop);
-  // SIGHUP (a closed terminal, or a supervisor's "reload") stops as gracefully as SIGTERM instead of
-  // Node's default of dying at once, mid-change. The config is read once at start, so a reload is a
-  // restart: the supervisor starts the process again.
-  process.once("SIGHUP", stop);
+  // SIGHUP (the terminal or the ssh session that started the daemon went away, or an operator who
+  // expects a reload) ends the process like SIGTERM: the run in flight finishes the changes it
+  // started. Node's default for SIGHUP is to die at once, which could cut a sink write after a mint.
+  // The daemon reads its config once at start, so there is nothing to reload: restart it instead.
+  for (const name of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.once(name, stop);
   const code = await main(process.argv.slice(2), {
     env,
     stdout: process.stdout,

@@ -39,7 +39,8 @@ run coalesce into one follow-up run; failures back off. Invalid desired state is
   --listen HOST:PORT      serve /healthz /readyz /status /metrics /hooks/git here (default: the
                           config's server.address, 127.0.0.1:9090; port 0 picks a free port)
   --log-format FORMAT     json (default, one object per line on stdout) or pretty
-  --shutdown-timeout D    on SIGTERM, finish the changes in flight within D (default 30s), then exit
+  --shutdown-timeout D    on SIGTERM, SIGINT or SIGHUP, finish the changes in flight within D
+                          (default 30s), then exit
   --concurrency N         changes in flight at once (default 4)`;
 
 export const DEFAULT_SHUTDOWN_TIMEOUT_SECONDS = 30;

@@ -120,6 +120,25 @@ function checkConfig(data: Record<string, unknown>, where: Locator): ConfigIssue
       ),
     );
   }
+  const daemon = isRecord(data.daemon) ? data.daemon : {};
+  const deleteDelay = duration(daemon.delete_delay, "1m");
+  const quietPeriod = duration(daemon.quiet_period, "1s");
+  // The delay is what protects against a half-written file that held still for a quiet period.
+  if (
+    deleteDelay !== undefined &&
+    quietPeriod !== undefined &&
+    deleteDelay > 0 &&
+    deleteDelay <= quietPeriod
+  ) {
+    issues.push(
+      issueAt(
+        where,
+        daemon.delete_delay === undefined ? ["daemon", "quiet_period"] : ["daemon", "delete_delay"],
+        "E_BAD_DAEMON",
+        `daemon delete_delay (${formatDuration(deleteDelay)}) must be longer than daemon quiet_period (${formatDuration(quietPeriod)}), or 0 to delete at once`,
+      ),
+    );
+  }
   const webhook = data.webhook;
   if (isRecord(webhook) && webhook.secret_env === undefined && webhook.secret_file === undefined) {
     issues.push(
@@ -178,6 +197,10 @@ function buildConfig(out: ConfigOutput, { absolute, cwd, where }: BuildContext):
         path: out.source.git.path,
         interval: parseDuration(out.source.git.interval),
       },
+    },
+    daemon: {
+      delete_delay: parseDuration(out.daemon.delete_delay),
+      quiet_period: parseDuration(out.daemon.quiet_period),
     },
     server: { address: out.server.address },
     webhook:

@@ -491,6 +491,19 @@ export const configSchema = z
         }),
       })
       .optional(),
+    daemon: z
+      .strictObject({
+        delete_delay: durationSchema.default("1m").meta({
+          description:
+            "Directory source: a client must stay absent from the desired state this long (seen again by a later run) before `run` deletes it; 0 deletes at once. A git source deletes at once.",
+        }),
+        quiet_period: durationSchema.default("1s").meta({
+          description:
+            "Directory source: the desired files must read the same across this long before `run` plans from them.",
+        }),
+      })
+      .prefault({})
+      .meta({ description: "How `run` reads a desired-state directory that may be written while it reads." }),
     server: z.strictObject({ address: addressSchema.default("127.0.0.1:9090") }).prefault({}),
     webhook: z
       .strictObject({

@@ -81,6 +81,14 @@ export interface GitSourceConfig {
   interval: number;
 }
 
+/** How `run` reads a desired-state directory (engine/desired-snapshot.ts, core/deferred-deletes.ts). */
+export interface DaemonReadConfig {
+  /** Seconds a client must stay absent from a directory source before `run` deletes it (0: at once). */
+  delete_delay: number;
+  /** Seconds the desired files must read the same before `run` plans from them. */
+  quiet_period: number;
+}
+
 export interface ReconcilerConfig {
   /** Absolute path of the config file that was loaded. */
   config_file: string;
@@ -103,6 +111,7 @@ export interface ReconcilerConfig {
   /** Seconds between reconciles in `run`. */
   interval: number;
   source?: { git: GitSourceConfig };
+  daemon: DaemonReadConfig;
   server: { address: string };
   webhook?: { secret_env?: string; secret_file?: string };
 }

@@ -1,13 +1,23 @@
 import { performance } from "node:perf_hooks";
+import { setTimeout as sleepTimer } from "node:timers/promises";
 import type { OAuthClientsWriter } from "../cloudflare/client.js";
 import { loadDesiredState } from "../config/index.js";
 import type { ReconcilerConfig } from "../config/types.js";
+import { deferDeletes, deferredDeleteKey, type HeldDelete } from "../core/deferred-deletes.js";
 import type { Policy, DesiredState } from "../core/model.js";
-import type { Change, ChangeKind, Plan, PlanSummary, SafetyViolation } from "../core/plan-types.js";
+import type {
+  Change,
+  ChangeKind,
+  DeleteChange,
+  Plan,
+  PlanSummary,
+  SafetyViolation,
+} from "../core/plan-types.js";
 import type { ClientRotationStatus } from "../core/rotation.js";
 import { ConfigError, type ConfigIssue, GitOpsError, UnsafePlanError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { ApplyReport, ChangeResult } from "./apply.js";
+import { DEFAULT_SNAPSHOT_ATTEMPTS, loadStableDesired } from "./desired-snapshot.js";
 import type { GitSource } from "./git-source.js";
 import { type ReconcileDeps, reconcileOnce } from "./reconcile.js";
 import {
@@ -36,6 +46,12 @@ import { WatchTrigger } from "./triggers/watch.js";
  *   already started runs to its end (the engine never hands the stop signal to a write, see
  *   `ApplyDeps.signal`), so a client created just before SIGTERM still gets its secret published.
  * - A record of every run (status, readiness, metrics), never holding a secret.
+ * - A directory source is read as a stable snapshot (engine/desired-snapshot.ts: the files read the
+ *   same across `daemon.quiet_period`), and the deletes planned from it are held until the client has
+ *   been absent for `daemon.delete_delay` (core/deferred-deletes.ts): a half-written file that holds
+ *   still for a moment must not delete clients. The first-seen-absent times live in memory only, so a
+ *   restart starts every delay again (later, never sooner). A git source deletes at once: a commit is
+ *   whole.
  */
 
 /** How a run ended. */
@@ -94,10 +110,20 @@ export interface RunRecord {
   drifted: number;
   /** Changes planned but not made (dry-run, unsafe, failed): deletions are listed in status. */
   pending_deletions: ChangeDigest[];
+  /** Deletes this run held back (directory source) until the client has been absent long enough. */
+  held_deletions: HeldDeletionDigest[];
   rotation: { failed: number; attention: number; done: number } | null;
   error: RunError | null;
   /** Changes settled so far, while running. */
   progress?: { done: number; total: number };
+}
+
+/** A held delete, as status shows it. */
+export interface HeldDeletionDigest extends ChangeDigest {
+  /** When a run first planned the delete. */
+  absent_since: string;
+  /** From when a run may carry it out (a run is requested then). */
+  eligible_at: string;
 }
 
 /** Why `/readyz` says what it says. */
@@ -209,6 +235,8 @@ export interface DaemonOptions {
   logger: Logger;
   /** Rotation status (an extra list per account plus sink reads) is refreshed at most this often. */
   rotationStatusTtlMs?: number;
+  /** Waits `ms` (the directory source's quiet period); rejects when `signal` aborts. Real timers by default. */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
 
 /** Changes listed by name in a run record. */
@@ -234,6 +262,12 @@ export class Daemon {
   #appliedRevision: string | null = null;
   #seenRevision: string | null = null;
   #rotation: { statuses: ClientRotationStatus[]; checkedAt: number; revision: string | null } | null = null;
+  /** Directory source: when each planned delete was first seen (epoch ms, the reconcile clock). */
+  #absentSince = new Map<string, number>();
+  #held: HeldDelete[] = [];
+  #heldTimer: NodeJS.Timeout | null = null;
+  /** Digest of the last directory snapshot that held still (engine/desired-snapshot.ts). */
+  #stableDigest: string | null = null;
 
   constructor(options: DaemonOptions) {
     this.#options = options;
@@ -292,6 +326,8 @@ export class Daemon {
    */
   async stop(): Promise<void> {
     this.#stop.abort(new GitOpsError("E_SHUTDOWN", "the daemon is shutting down"));
+    if (this.#heldTimer) clearTimeout(this.#heldTimer);
+    this.#heldTimer = null;
     await Promise.all(this.#triggers.map((t) => t.stop()));
     await this.#queue.close();
   }
@@ -335,8 +371,10 @@ export class Daemon {
       consecutive_failures: this.#queue.consecutiveFailures,
       retry_at: isoOrNull(this.#queue.backoffUntil),
       next_interval_run_at: isoOrNull(this.#interval?.nextAt ?? null),
+      delete_delay_seconds: this.#options.source.kind === "directory" ? this.#deleteDelayMs() / 1000 : 0,
       pending: {
         deletions: last?.pending_deletions ?? [],
+        held_deletions: this.#held.map(digestHeld),
         rotations: statuses.filter((s) => s.phase !== "idle" && s.phase !== "off"),
       },
       rotation: {
@@ -379,6 +417,7 @@ export class Daemon {
       apply: null,
       drifted: 0,
       pending_deletions: [],
+      held_deletions: [],
       rotation: null,
       error: null,
     };
@@ -409,14 +448,84 @@ export class Daemon {
     this.#seenRevision = prepared.revision;
     let desired: DesiredState;
     try {
-      desired = await loadDesiredState(prepared.config);
+      desired = await this.#loadDesired(prepared.config, signal);
     } catch (error) {
-      return this.#fail(record, error instanceof ConfigError ? "invalid" : "error", error);
+      const result = signal.aborted ? "aborted" : error instanceof ConfigError ? "invalid" : "error";
+      return this.#fail(record, result, error);
     }
     if (signal.aborted) return this.#fail(record, "aborted", signal.reason);
     await this.#reconcile(record, desired, signal);
     if (reasons.has("rotation") && !signal.aborted) await this.#rotate(record, desired, signal);
     await this.#refreshRotationStatus(record, desired, signal);
+  }
+
+  /** A git checkout is whole; a directory is read as a stable snapshot (engine/desired-snapshot.ts). */
+  async #loadDesired(config: ReconcilerConfig, signal: AbortSignal): Promise<DesiredState> {
+    if (this.#options.source.kind !== "directory") return loadDesiredState(config);
+    const snapshot = await loadStableDesired({
+      config,
+      quietMs: this.#options.config.daemon.quiet_period * 1000,
+      maxAttempts: DEFAULT_SNAPSHOT_ATTEMPTS,
+      sleep: this.#options.sleep ?? sleepFor,
+      signal,
+      knownStable: this.#stableDigest,
+    });
+    this.#stableDigest = snapshot.digest;
+    if (snapshot.attempts > 1)
+      this.#log.info({ attempts: snapshot.attempts }, "desired files settled after changing while read");
+    return snapshot.desired;
+  }
+
+  #deleteDelayMs(): number {
+    return this.#options.config.daemon.delete_delay * 1000;
+  }
+
+  /**
+   * Directory source: keeps back the deletes whose client has not been absent for `delete_delay`
+   * (core/deferred-deletes.ts), remembers when each was first seen, and asks for a run when the
+   * first of them becomes eligible. The run that then deletes plans afresh (live list, desired
+   * snapshot): a client back in the desired state by then is not in its plan and is not deleted.
+   * The safety valves keep judging the whole plan, held deletes included.
+   */
+  #holdDeletes(plan: Plan, record: RunRecord): Plan {
+    const deletes = plan.changes.filter((c): c is DeleteChange => c.kind === "delete");
+    const decision = deferDeletes({
+      deletes,
+      absentSince: this.#absentSince,
+      nowMs: this.#deps.now().getTime(),
+      delayMs: this.#deleteDelayMs(),
+    });
+    this.#absentSince = decision.absentSince;
+    this.#held = decision.held;
+    record.held_deletions = decision.held.map(digestHeld);
+    this.#wakeForHeld(decision.nextEligibleAtMs);
+    if (decision.held.length === 0) return plan;
+    this.#log.info(
+      {
+        run: record.id,
+        held: record.held_deletions.map((h) => `${h.account_id}/${h.client_name}`),
+        eligible_at: record.held_deletions[0]?.eligible_at,
+        delete_delay_seconds: this.#deleteDelayMs() / 1000,
+      },
+      "deletes held until the clients have been absent from the desired directory for daemon.delete_delay",
+    );
+    const heldKeys = new Set(decision.held.map((h) => deferredDeleteKey(h.change)));
+    const changes = plan.changes.filter((c) => c.kind !== "delete" || !heldKeys.has(deferredDeleteKey(c)));
+    return { ...plan, changes, summary: { ...plan.summary, delete: plan.summary.delete - heldKeys.size } };
+  }
+
+  /** Requests a run once the first held delete may go ahead (at most one timer). */
+  #wakeForHeld(atMs: number | null): void {
+    if (this.#heldTimer) clearTimeout(this.#heldTimer);
+    this.#heldTimer = null;
+    if (atMs === null || this.#stop.signal.aborted) return;
+    // A little past the instant, so the run's clock reads at or after it.
+    const wait = Math.max(0, atMs - this.#deps.now().getTime()) + 50;
+    this.#heldTimer = setTimeout(() => {
+      this.#heldTimer = null;
+      this.request("held-delete");
+    }, wait);
+    this.#heldTimer.unref();
   }
 
   async #reconcile(record: RunRecord, desired: DesiredState, signal: AbortSignal): Promise<void> {
@@ -426,6 +535,9 @@ export class Daemon {
         policy: this.#options.policy,
         rotation: this.#options.config.rotation,
         signal,
+        ...(this.#options.source.kind === "directory"
+          ? { filterPlan: (plan: Plan) => this.#holdDeletes(plan, record) }
+          : {}),
         ...(this.#options.concurrency ? { concurrency: this.#options.concurrency } : {}),
         onProgress: (done, total) => {
           record.progress = { done, total };
@@ -434,7 +546,11 @@ export class Daemon {
       record.plan = digestPlan(result.plan);
       record.apply = result.apply ? digestApply(result.apply) : null;
       const unapplied = unappliedChanges(result.plan, result.apply, this.mode === "dry-run");
-      record.drifted = new Set(unapplied.map((c) => `${c.account_id}/${c.client_name}`)).size;
+      // A held delete is drift too: the client is live but no longer desired.
+      record.drifted = new Set([
+        ...unapplied.map((c) => `${c.account_id}/${c.client_name}`),
+        ...record.held_deletions.map((h) => `${h.account_id}/${h.client_name}`),
+      ]).size;
       record.pending_deletions = unapplied.filter((c) => c.kind === "delete").map(digestChange);
       record.result = classify(result.plan, result.apply, signal, this.mode);
       const resumeTrouble = secretTrouble(result.resumed, "resumed secret operation");
@@ -549,6 +665,19 @@ export class Daemon {
     }
     this.#interval?.reset();
   }
+}
+
+function digestHeld(held: HeldDelete): HeldDeletionDigest {
+  return {
+    ...digestChange(held.change),
+    absent_since: new Date(held.absentSinceMs).toISOString(),
+    eligible_at: new Date(held.eligibleAtMs).toISOString(),
+  };
+}
+
+/** Real timers: the quiet period of a directory source. */
+function sleepFor(ms: number, signal: AbortSignal): Promise<void> {
+  return sleepTimer(ms, undefined, { signal });
 }
 
 function classify(

@@ -42,6 +42,11 @@ export interface ReconcileOptions {
   signal?: AbortSignal;
   /** The config's rotation defaults, for the plan's rotation items (issue #4). */
   rotation?: RotationPolicy;
+  /**
+   * Narrows the fresh plan before it is checked and applied: the daemon holds back deletes decided
+   * from a directory source until the client has been absent long enough (core/deferred-deletes.ts).
+   */
+  filterPlan?: (plan: Plan) => Plan;
 }
 
 export interface ReconcileResult {
@@ -98,7 +103,7 @@ async function reconcileLocked(deps: ReconcileDeps, options: ReconcileOptions): 
       live = await listLiveClients(deps.reader, accounts, options.signal);
     }
   }
-  const plan = computePlan({
+  const computed = computePlan({
     desired: options.desired,
     live,
     inventory,
@@ -106,6 +111,7 @@ async function reconcileLocked(deps: ReconcileDeps, options: ReconcileOptions): 
     force: options.force ?? false,
     now: deps.now(),
   });
+  const plan = options.filterPlan ? options.filterPlan(computed) : computed;
   await addRotations(plan, deps, options, { live, inventory });
   log.info({ summary: plan.summary, checksum: plan.checksum }, "plan computed");
 

@@ -16,14 +16,26 @@ import { sendJson } from "./respond.js";
  * Both are compared in constant time. A request that fails is answered 401 and starts nothing.
  *
  * The answer (202) comes before the run, which happens asynchronously in the run queue. Bodies over
- * 1 MiB are refused (413) without being read; repeated `X-GitHub-Delivery` ids (a replay, or a
- * redelivery of an event already acted on) are answered 409 and start nothing.
+ * 1 MiB are refused (413) without being read.
+ *
+ * Replays are bounded by what is signed: the replay key is the SHA-256 of the signed body, never the
+ * `X-GitHub-Delivery` header, which the HMAC does not cover (an id as key let a captured body be
+ * replayed under a fresh id, and let anyone block a coming delivery by sending its id first). A
+ * signed body already received (a replay, or GitHub's redelivery of an event already acted on) is
+ * answered 409 and starts nothing. GitHub push bodies differ from push to push (`after`, `head_commit`,
+ * timestamps), so two real pushes never share a key. The list holds the last
+ * {@link DEFAULT_REPLAY_CAPACITY} digests in memory: an older replay, or one after a restart, is
+ * accepted, and at most starts one more fetch-and-reconcile of the branch as it is now (the body is
+ * only read for its `ref`; the daemon fetches the commit itself).
+ *
+ * A bearer request has no replay key: the token is the secret itself, so whoever can replay one can
+ * send any request; and triggers from CI often send the same body every time.
  */
 
 /** GitHub caps payloads at 25 MB, but a push notification needs no more than this to be verified. */
 export const MAX_WEBHOOK_BODY_BYTES = 1024 * 1024;
 
-/** Delivery ids remembered for replay detection. */
+/** Signed-body digests remembered for replay detection. */
 export const DEFAULT_REPLAY_CAPACITY = 1024;
 
 /** Reads the webhook secret from the environment (`secret_env`) or a file (`secret_file`, trimmed). */
@@ -76,7 +88,7 @@ export function verifyBearer(secret: Secret, header: string | undefined): boolea
   return timingSafeEqual(digest(match[1] as string), digest(secret.reveal()));
 }
 
-/** A bounded set of recently seen ids: the oldest is forgotten first. */
+/** A bounded set of recently seen keys (signed-body digests): the oldest is forgotten first. */
 export class RecentIds {
   readonly #capacity: number;
   readonly #ids = new Set<string>();
@@ -139,10 +151,11 @@ export function createWebhookHandler(options: WebhookOptions): Handler {
     if (signature !== undefined && !verifyGitHubSignature(options.secret, body, signature)) {
       return answer(res, 401, "unauthorized", { error: "bad signature" });
     }
-    const delivery = header(req, "x-github-delivery");
-    if (delivery !== undefined && !seen.add(delivery)) {
+    // Not signed: logged for correlation with GitHub's delivery log, never trusted.
+    const delivery = header(req, "x-github-delivery")?.slice(0, 64);
+    if (signature !== undefined && !seen.add(replayKey(body))) {
       return answer(res, 409, "replayed", {
-        error: `delivery ${delivery.slice(0, 64)} was already received`,
+        error: "this signed body was already received (the replay key is the body's SHA-256)",
       });
     }
     const event = header(req, "x-github-event");
@@ -157,6 +170,11 @@ export function createWebhookHandler(options: WebhookOptions): Handler {
     log.info({ delivery, ref }, "webhook accepted; run requested");
     setImmediate(options.onAccepted);
   };
+}
+
+/** The replay key of a signed delivery: what the HMAC covers, i.e. the body. */
+export function replayKey(body: Buffer): string {
+  return `sha256:${createHash("sha256").update(body).digest("hex")}`;
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {

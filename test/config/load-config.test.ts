@@ -37,8 +37,30 @@ describe("loadConfig", () => {
         max_concurrent: 4,
       },
       interval: 600,
+      daemon: { delete_delay: 60, quiet_period: 1 },
       server: { address: "127.0.0.1:9090" },
     });
+  });
+
+  it("reads the daemon's directory settings; a delete delay must outlast the quiet period", async () => {
+    const dir = await tree({
+      "ok.yaml": "desired: d\ndaemon: {delete_delay: 5m, quiet_period: 3s}\n",
+      "zero.yaml": "desired: d\ndaemon: {delete_delay: 0s, quiet_period: 3s}\n",
+      "bad.yaml": "desired: d\ndaemon: {delete_delay: 2s, quiet_period: 3s}\n",
+    });
+    expect((await loadConfig("ok.yaml", { cwd: dir })).daemon).toEqual({
+      delete_delay: 300,
+      quiet_period: 3,
+    });
+    expect((await loadConfig("zero.yaml", { cwd: dir })).daemon).toEqual({
+      delete_delay: 0,
+      quiet_period: 3,
+    });
+    const error = await configErrorOf(loadConfig("bad.yaml", { cwd: dir }));
+    expect(error.issues.map((i) => `${i.file}:${i.line}:${i.col} ${i.path} ${i.code}`)).toEqual([
+      "bad.yaml:2:24 daemon.delete_delay E_BAD_DAEMON",
+    ]);
+    expect(error.message).toContain("must be longer than daemon quiet_period (3s)");
   });
 
   it("resolves a full config: durations in seconds, sink paths absolute, git source defaults", async () => {

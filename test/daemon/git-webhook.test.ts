@@ -68,15 +68,16 @@ describe("run with a git source and a webhook (real process)", () => {
     expect(sumOf(m, "cf_oauth_gitops_webhook_requests_total", { result: "unauthorized" })).toBe(4);
     expect(sumOf(m, "cf_oauth_gitops_runs_total")).toBe(runsBefore);
 
-    // A commit plus a signed webhook reaches the emulator; the same delivery again is refused.
+    // A commit plus a signed webhook reaches the emulator; the same signed body again is refused, also
+    // under a fresh delivery id (the id is not signed, so it is not the replay key).
     const shaB = await repo.commit({
       "clients/apps.yaml": desiredYaml([clientYaml("alpha"), clientYaml("beta")]),
     });
-    const delivery = "delivery-1";
-    expect((await postWebhook(daemon.url, { delivery })).status).toBe(202);
+    const after = shaB;
+    expect((await postWebhook(daemon.url, { delivery: "delivery-1", after })).status).toBe(202);
     await daemon.waitForLine(finishedAt(shaB));
     expect((await liveByName(emu)).has("beta")).toBe(true);
-    expect((await postWebhook(daemon.url, { delivery })).status).toBe(409);
+    expect((await postWebhook(daemon.url, { delivery: "delivery-2", after })).status).toBe(409);
     expect((await postWebhook(daemon.url, { bearer: WEBHOOK_SECRET })).status).toBe(202);
     expect((await postWebhook(daemon.url, { ref: "refs/heads/other" })).status).toBe(202);
     m = await metrics();

@@ -45,7 +45,7 @@ describe("webhook verification", () => {
     expect(verifyBearer(SECRET, undefined)).toBe(false);
   });
 
-  it("remembers a bounded number of delivery ids", () => {
+  it("remembers a bounded number of replay keys", () => {
     const ids = new RecentIds(2);
     expect([ids.add("a"), ids.add("a"), ids.add("b"), ids.add("c"), ids.add("a"), ids.add("c")]).toEqual([
       true,

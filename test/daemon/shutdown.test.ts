@@ -66,19 +66,24 @@ describe("run: SIGTERM in the middle of a run (real process)", () => {
       expect(output).not.toContain(record.client_secret);
     }
   });
+});
 
-  it("stops on SIGHUP as on SIGTERM: exit 0 after a clean shutdown, not killed by the signal", async () => {
+describe("run: SIGHUP (real process)", () => {
+  it("shuts down like SIGTERM: the graceful path runs and the exit code is 0", async () => {
     const emu = await startTestEmulator();
     const dir = await tempDir("daemon-hup");
     await mkdir(join(dir, "desired"));
     await writeFile(join(dir, "desired", "apps.yaml"), desiredYaml([clientYaml("hup-app")]));
     await writeConfig(dir, "interval: 1h");
+
     const daemon = await startDaemon({ cwd: dir, emulator: emu });
-    await eventually(
-      async () => ((await liveByName(emu)).has("hup-app") ? true : undefined),
-      30_000,
-      "first run",
-    );
+    await daemon.waitForLine((l) => l.msg === "run finished");
+    // Node's default for SIGHUP is to die at once (exit code null, signal SIGHUP).
     expect(await daemon.stop("SIGHUP"), daemon.output()).toBe(0);
+    expect(daemon.child.signalCode).toBeNull();
+    expect(
+      daemon.lines.some((l) => l.msg === "stopped"),
+      daemon.output(),
+    ).toBe(true);
   });
 });

@@ -246,7 +246,10 @@ export async function patchLive(
   if (!res.ok) throw new Error(`PATCH failed: ${res.status} ${await res.text()}`);
 }
 
-/** A GitHub-style signed push delivery. */
+/**
+ * A GitHub-style signed push delivery. Each body is new (a random `after`, as real pushes differ)
+ * unless `after` is given: the daemon's replay key is the signed body.
+ */
 export async function postWebhook(
   daemonUrl: string,
   options: {
@@ -255,9 +258,11 @@ export async function postWebhook(
     bearer?: string;
     delivery?: string;
     ref?: string;
+    after?: string;
   } = {},
 ): Promise<{ status: number; body: string }> {
-  const body = JSON.stringify({ ref: options.ref ?? "refs/heads/main", after: "0".repeat(40) });
+  const after = options.after ?? randomUUID().replace(/-/g, "").padEnd(40, "0");
+  const body = JSON.stringify({ ref: options.ref ?? "refs/heads/main", after });
   const headers: Record<string, string> = { "content-type": "application/json", "x-github-event": "push" };
   headers["x-github-delivery"] = options.delivery ?? randomUUID();
   if (options.bearer !== undefined) {

@@ -142,4 +142,61 @@ describe("WatchTrigger", () => {
       await w.stop();
     }
   });
+
+  for (const [label, replace] of [
+    [
+      "renamed away and back (mv desired x && mv x desired)",
+      async (root: string, aside: string) => {
+        await rename(root, aside);
+        // Long enough for the watcher to notice the directory went away (the case that went deaf).
+        await new Promise((r) => setTimeout(r, 300));
+        await rename(aside, root);
+      },
+    ],
+    [
+      "deleted and created again",
+      async (root: string) => {
+        await rm(root, { recursive: true });
+        await new Promise((r) => setTimeout(r, 300));
+        await mkdir(root);
+      },
+    ],
+  ] as const) {
+    it(`keeps hearing a watched directory ${label}`, async () => {
+      const base = await tempDir("watch-rearm");
+      const root = join(base, "desired");
+      await mkdir(root);
+      await writeFile(join(root, "a.yaml"), "clients: []\n");
+      const calls: number[] = [];
+      const trigger = new WatchTrigger({
+        paths: [root],
+        debounceMs: 50,
+        rootCheckMs: 200,
+        onChange: (n) => calls.push(n),
+        logger: silentLogger,
+      });
+      await trigger.start();
+      try {
+        await replace(root, join(base, "x"));
+        // The re-armed watcher asks for a run of its own (the contents may have changed unheard).
+        await eventually(
+          async () => (calls.length > 0 ? true : undefined),
+          10_000,
+          "the replacement to be seen",
+        );
+        // Positive evidence the new watcher is armed: each later write is heard.
+        for (let i = 0; i < 2; i++) {
+          const seen = calls.length;
+          await writeFile(join(root, `after-${i}.yaml`), "clients: []\n");
+          await eventually(
+            async () => (calls.length > seen ? true : undefined),
+            10_000,
+            `write ${i} after the replacement to be seen`,
+          );
+        }
+      } finally {
+        await trigger.stop();
+      }
+    });
+  }
 });

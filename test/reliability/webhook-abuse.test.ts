@@ -37,10 +37,10 @@ import { dumpClients, scaled } from "./support.js";
  *
  * - Each refused request (no signature, a wrong one, a valid signature over another body, a wrong
  *   bearer, a body over 1 MiB announced by Content-Length or streamed chunked, validly signed or
- *   not, a replayed delivery id) is answered with its status and starts nothing: no run, no trigger,
- *   no API request, /healthz 200. A refused request does not burn its delivery id: a valid delivery
- *   with that id later is accepted (else anyone could block deliveries by guessing ids).
- * - A flood of validly signed pushes with distinct delivery ids, while runs are slow (emulator
+ *   not, a replayed signed body under its own, a fresh or no delivery id) is answered with its status
+ *   and starts nothing: no run, no trigger, no API request, /healthz 200. The replay key is the
+ *   signed body, never the unsigned delivery id: no request can burn the id of a coming delivery.
+ * - A flood of validly signed, distinct pushes, while runs are slow (emulator
  *   latency), coalesces into a few runs, and the API sees one list per account per run, no burst.
  * - Slow clients (headers or body trickled over longer than the request timeout) are cut off by the
  *   server and start nothing (fails today: see the test).
@@ -137,7 +137,7 @@ function post(
 const push = (delivery = randomUUID()) => ({ "x-github-event": "push", "x-github-delivery": delivery });
 
 describe("daemon webhook under abuse (real process, git source, two accounts)", () => {
-  it("answers every refused request with its status and starts nothing; a replayed delivery id runs nothing twice", async () => {
+  it("answers every refused request with its status and starts nothing; a replayed signed body runs nothing twice, under any delivery id", async () => {
     const { daemon, emu, repo } = await setUp("wh-refuse");
     // A commit the daemon has not seen: a run would fetch it and create `charlie`.
     const second = await repo.commit({
@@ -234,12 +234,12 @@ describe("daemon webhook under abuse (real process, git source, two accounts)", 
       "charlie",
     ]);
 
-    // The same delivery id again, as it was, with another validly signed body, and with the bearer:
-    // 409 each time, and no second run.
+    // The captured signed body again: with its own delivery id, with a fresh one (the id is not
+    // signed), and with none. 409 each time, and no second run: the replay key is the signed body.
     const replays = [
       () => post(daemon.url, { ...push(delivery), "x-hub-signature-256": sign(body) }, body),
-      () => post(daemon.url, { ...push(delivery), "x-hub-signature-256": sign(other) }, other),
-      () => post(daemon.url, { ...push(delivery), authorization: `Bearer ${WEBHOOK_SECRET}` }, body),
+      () => post(daemon.url, { ...push(), "x-hub-signature-256": sign(body) }, body),
+      () => post(daemon.url, { "x-github-event": "push", "x-hub-signature-256": sign(body) }, body),
     ];
     for (const [i, replay] of replays.entries()) {
       const answer = await replay();
@@ -249,6 +249,24 @@ describe("daemon webhook under abuse (real process, git source, two accounts)", 
     expect(await activity(daemon, emu), "a replayed delivery started something").toEqual(after);
     expect(await metric(daemon, "cf_oauth_gitops_webhook_requests_total", { result: "replayed" })).toBe(3);
     expect(await metric(daemon, "cf_oauth_gitops_webhook_requests_total", { result: "accepted" })).toBe(1);
+
+    // Nobody can block a coming delivery by sending its id first: the captured body under the next
+    // delivery's id is refused, and the next delivery (a new signed body) with that id runs.
+    const third = await repo.commit({
+      "clients/a.yaml": desiredYaml([clientYaml("alpha"), clientYaml("charlie"), clientYaml("delta")]),
+    });
+    const nextId = randomUUID();
+    const blocker = await post(daemon.url, { ...push(nextId), "x-hub-signature-256": sign(body) }, body);
+    expect(blocker.status, blocker.text).toBe(409);
+    const next = await post(daemon.url, { ...push(nextId), "x-hub-signature-256": sign(other) }, other);
+    expect(next.status, next.text).toBe(202);
+    await daemon.waitForLine(finishedAt(third), 30_000);
+    expect((await dumpClients(emu, ACCOUNT_A)).map((c) => c.client_name).sort()).toEqual([
+      "alpha",
+      "charlie",
+      "delta",
+    ]);
+    expect(await metric(daemon, "cf_oauth_gitops_webhook_requests_total", { result: "accepted" })).toBe(2);
     expect(await daemon.stop("SIGTERM")).toBe(0);
   });
 
@@ -256,12 +274,12 @@ describe("daemon webhook under abuse (real process, git source, two accounts)", 
     const { daemon, emu } = await setUp("wh-flood");
     await control(emu, "POST", "faults", { latencyMs: FLOOD_LATENCY_MS });
     const before = await activity(daemon, emu);
-    const body = pushBody();
-    const signature = sign(body);
+    // Distinct bodies, as distinct pushes have: the replay key is the signed body.
+    const bodies = Array.from({ length: FLOOD }, (_, i) => pushBody(i.toString(16).padStart(40, "0")));
     const answers = await Promise.all(
-      Array.from({ length: FLOOD }, async (_, i) => {
+      bodies.map(async (body, i) => {
         await sleep(Math.floor((i * FLOOD_SPREAD_MS) / FLOOD));
-        return post(daemon.url, { ...push(), "x-hub-signature-256": signature }, body);
+        return post(daemon.url, { ...push(), "x-hub-signature-256": sign(body) }, body);
       }),
     );
     expect(answers.map((a) => a.status)).toEqual(answers.map(() => 202));

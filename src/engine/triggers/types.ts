@@ -13,8 +13,10 @@
  * - `webhook`: a verified `POST /hooks/git`.
  * - `rotation`: the rotation schedule fired.
  * - `retry`: the automatic retry after a failed run (after its backoff).
+ * - `held-delete`: a delete held back from a directory source has waited `daemon.delete_delay`.
  */
-export type TriggerReason = "startup" | "interval" | "watch" | "git-poll" | "webhook" | "rotation" | "retry";
+export type TriggerReason =
+  "startup" | "interval" | "watch" | "git-poll" | "webhook" | "rotation" | "retry" | "held-delete";
 
 /** Every reason, in the order they are reported (metrics labels, status). */
 export const TRIGGER_REASONS: readonly TriggerReason[] = [
@@ -25,6 +27,7 @@ export const TRIGGER_REASONS: readonly TriggerReason[] = [
   "webhook",
   "rotation",
   "retry",
+  "held-delete",
 ];
 
 /**

@@ -1,3 +1,4 @@
+import { stat } from "node:fs/promises";
 import { sep } from "node:path";
 import { watch, type FSWatcher } from "chokidar";
 import type { Logger } from "../../log.js";
@@ -12,6 +13,11 @@ export interface WatchTriggerOptions {
   debounceMs?: number;
   /** A steady stream of events still requests a run this long after its first event. Default 5 s. */
   maxWaitMs?: number;
+  /**
+   * How often the watched paths are checked for having been replaced (renamed away and back, deleted
+   * and re-created). Default 2 s.
+   */
+  rootCheckMs?: number;
   /** Called once per settled burst with the number of events in it. */
   onChange: (events: number) => void;
   logger: Logger;
@@ -28,25 +34,59 @@ const NOISE_SEGMENTS = new Set([".git", "node_modules"]);
  * Kubernetes ConfigMap update (new `..2024_...` directory, then the `..data` symlink swapped in one
  * rename) all arrive as bursts of events, and each burst becomes one request once the tree has been
  * quiet for `debounceMs`. A half-written file can still be read by a run that starts in between; the
- * write's own later event requests a follow-up run, which the queue coalesces.
+ * write's own later event requests a follow-up run, which the queue coalesces. The run itself waits
+ * for the files to hold still (engine/desired-snapshot.ts) and holds back the deletes it plans
+ * (core/deferred-deletes.ts), so a half file never deletes clients.
  *
  * Hidden entries are deliberately not ignored: `..data` is how a ConfigMap update shows up.
  * Symlinks are followed so the files behind `..data` are watched too.
+ *
+ * A watched directory that is renamed away (`mv desired x && mv x desired`), or deleted and created
+ * again, leaves the file watcher deaf: it watched the directory that went away. So the watched paths'
+ * identities (device and inode) are checked every `rootCheckMs`, and at once when an event says a
+ * watched path itself went away; when a path is back, or is another directory now, the watcher is
+ * re-armed and a run is requested (the contents may have changed while nobody listened). While a
+ * path is missing, the runs themselves fail on it (`E_DESIRED_MISSING`), so readiness reports it.
  */
 export class WatchTrigger implements Trigger {
   readonly name = "watch";
   readonly #options: WatchTriggerOptions;
   #watcher: FSWatcher | null = null;
   #timer: NodeJS.Timeout | null = null;
+  #rootTimer: NodeJS.Timeout | null = null;
+  /** Identity of each watched path when the watcher was armed (null: missing then). */
+  #armedAs = new Map<string, string | null>();
+  #checking: Promise<void> | null = null;
+  #stopped = false;
   #firstEventAt = 0;
   #events = 0;
 
   constructor(options: WatchTriggerOptions) {
-    this.#options = options;
+    this.#options = { ...options, paths: options.paths.map((p) => p.replace(/[\\/]+$/, "") || p) };
   }
 
   /** Resolves once the initial scan is done, so a change made right after start is seen. */
   async start(): Promise<void> {
+    await this.#arm();
+    this.#options.logger.info({ paths: this.#options.paths }, "watching the desired state");
+    this.#scheduleRootCheck();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    if (this.#rootTimer) clearTimeout(this.#rootTimer);
+    this.#rootTimer = null;
+    await this.#checking;
+    const watcher = this.#watcher;
+    this.#watcher = null;
+    await watcher?.close();
+  }
+
+  /** (Re)creates the watcher over the paths as they are now. */
+  async #arm(): Promise<void> {
+    for (const path of this.#options.paths) this.#armedAs.set(path, await identityOf(path));
     const ignore = (this.#options.ignore ?? []).map((p) => p.replace(/[\\/]+$/, ""));
     const ignored = (path: string): boolean =>
       ignore.some((root) => path === root || path.startsWith(root + sep)) ||
@@ -58,20 +98,60 @@ export class WatchTrigger implements Trigger {
       ignored,
     });
     this.#watcher = watcher;
-    watcher.on("all", () => this.#bump());
+    const roots = new Set(this.#options.paths);
+    watcher.on("all", (event, path) => {
+      if (watcher !== this.#watcher) return;
+      this.#bump();
+      // The watcher has let go of a watched path that went away: even if the same directory is back
+      // already (renamed away and back), it must be watched afresh.
+      if ((event === "unlinkDir" || event === "unlink") && roots.has(path)) {
+        this.#armedAs.set(path, null);
+        void this.#checkRoots();
+      }
+    });
     watcher.on("error", (error) =>
       this.#options.logger.warn({ error: (error as Error).message }, "file watcher error"),
     );
     await new Promise<void>((resolve) => watcher.once("ready", () => resolve()));
-    this.#options.logger.info({ paths: this.#options.paths }, "watching the desired state");
   }
 
-  async stop(): Promise<void> {
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = null;
-    const watcher = this.#watcher;
-    this.#watcher = null;
-    await watcher?.close();
+  #scheduleRootCheck(): void {
+    if (this.#stopped) return;
+    this.#rootTimer = setTimeout(() => {
+      this.#rootTimer = null;
+      void this.#checkRoots().then(() => this.#scheduleRootCheck());
+    }, this.#options.rootCheckMs ?? 2_000);
+    this.#rootTimer.unref();
+  }
+
+  /** Re-arms the watcher when a watched path is back or is another file or directory now. */
+  #checkRoots(): Promise<void> {
+    this.#checking ??= (async () => {
+      try {
+        let replaced = false;
+        for (const path of this.#options.paths) {
+          const now = await identityOf(path);
+          if (now !== null && now !== this.#armedAs.get(path)) replaced = true;
+          if (now === null && this.#armedAs.get(path) !== null) {
+            this.#options.logger.warn({ path }, "a watched path is gone; watching for it to come back");
+            this.#armedAs.set(path, null);
+          }
+        }
+        if (!replaced || this.#stopped) return;
+        const old = this.#watcher;
+        this.#watcher = null;
+        await old?.close();
+        if (this.#stopped) return;
+        await this.#arm();
+        this.#options.logger.info({ paths: this.#options.paths }, "watched path replaced; watching it again");
+        this.#bump();
+      } catch (error) {
+        this.#options.logger.warn({ error: (error as Error).message }, "re-arming the file watcher failed");
+      } finally {
+        this.#checking = null;
+      }
+    })();
+    return this.#checking;
   }
 
   #bump(): void {
@@ -92,5 +172,15 @@ export class WatchTrigger implements Trigger {
     this.#events = 0;
     this.#options.logger.debug({ events }, "desired state changed on disk");
     this.#options.onChange(events);
+  }
+}
+
+/** `dev:ino` of a path (symlinks followed), or null when it does not exist. */
+async function identityOf(path: string): Promise<string | null> {
+  try {
+    const info = await stat(path);
+    return `${info.dev}:${info.ino}`;
+  } catch {
+    return null;
   }
 }
