@@ -13,7 +13,7 @@ import {
   sinkResolver,
 } from "./common.js";
 import { type CliContext, type Command, ExitCode } from "./io.js";
-import { parseFormat, readSavedPlan, renderPlan } from "./plan.js";
+import { parseFormat, readSavedPlan, renderPlan, reportConflicts } from "./plan.js";
 import { GitOpsError } from "../errors.js";
 
 const USAGE = `usage: cf-oauth-gitops apply [-c FILE] [--state-dir DIR] [--plan FILE] [--force]
@@ -25,7 +25,8 @@ Plans, then applies: creates and patches first, deletes last. Secrets of new cli
 
 /**
  * `apply`: the only verb besides `rotate` and `run` that constructs the mutating client. Exit codes:
- * 0 everything applied, 1 any change failed or input was bad (nothing applied for bad input), 3 the
+ * 0 everything applied, 1 any change failed or input was bad (nothing applied for bad input) or the
+ * plan has conflicts (the other changes are applied; the conflicted clients are left untouched), 3 the
  * plan was refused as unsafe (nothing applied).
  */
 export const applyCommand: Command = async (ctx) => {
@@ -77,9 +78,10 @@ export const applyCommand: Command = async (ctx) => {
     const resumeFailed = result.resumed.some((r) => r.status === "failed" || r.status === "attention");
     ctx.stdout.write(renderPlan(result.plan, format, ctx, values["no-color"] === true));
     const report = result.apply;
+    const conflicted = reportConflicts(result.plan, ctx);
     if (!report) {
       ctx.stdout.write("Nothing to apply.\n");
-      return resumeFailed ? ExitCode.error : ExitCode.ok;
+      return resumeFailed || conflicted ? ExitCode.error : ExitCode.ok;
     }
     for (const line of report.results.map(describeResult)) ctx.stdout.write(`${line}\n`);
     ctx.stdout.write(
@@ -88,7 +90,7 @@ export const applyCommand: Command = async (ctx) => {
         (report.forgotten ? `, ${report.forgotten} stale inventory entries dropped` : "") +
         ".\n",
     );
-    return report.failed > 0 || resumeFailed ? ExitCode.error : ExitCode.ok;
+    return report.failed > 0 || resumeFailed || conflicted ? ExitCode.error : ExitCode.ok;
   } finally {
     await api.close();
   }

@@ -48,7 +48,8 @@ export function parseFormat(value: string | undefined): PlanFormat {
 /**
  * `plan`: never constructs the mutating client, so nothing it does can write (DESIGN.md, "Dry-run
  * decided once"). Exit codes: 0 no changes (or changes without --detailed-exitcode), 2 changes
- * pending with --detailed-exitcode, 3 the plan would be refused as unsafe, 1 any error.
+ * pending with --detailed-exitcode, 3 the plan would be refused as unsafe, 1 any error or a conflict
+ * ({@link reportConflicts}).
  */
 export const planCommand: Command = async (ctx) => {
   const { values } = parseFlags("plan", ctx.args, {
@@ -81,6 +82,7 @@ export const planCommand: Command = async (ctx) => {
     );
     ctx.stdout.write(renderPlan(plan, format, ctx, values["no-color"] === true));
     if (values.out) await writeFileAtomic(resolve(ctx.cwd, values.out), renderJson(plan), { mode: 0o644 });
+    if (reportConflicts(plan, ctx)) return ExitCode.error;
     if (!plan.safety.ok) return ExitCode.unsafe;
     // 2 means the API would change. Adoptions and stale inventory entries touch only the local
     // inventory, so an account adopted with `export` plans to 0 (README, "Desired state").
@@ -89,6 +91,24 @@ export const planCommand: Command = async (ctx) => {
     await reader.close();
   }
 };
+
+/**
+ * A conflict is desired state that cannot be realised as written (a pinned `client_id` no live client
+ * has, a name two live clients share, a field the API cannot change back): the plan holds those
+ * clients untouched, and the run must not pass as if all were well, or a pull request with a wrong pin
+ * merges green. Says so on stderr with a stable code and returns true; `plan` and `apply` then exit 1,
+ * ahead of 3 (unsafe) and 2 (changes pending), because neither `--force` nor another run can fix it:
+ * only an edit to the desired files can.
+ */
+export function reportConflicts(plan: Plan, ctx: CliContext): boolean {
+  const count = plan.conflicts.length;
+  if (count === 0) return false;
+  ctx.stderr.write(
+    `E_PLAN_CONFLICTS: ${count} ${count === 1 ? "conflict" : "conflicts"}: the desired state cannot be ` +
+      `realised as written (listed under Conflicts in the plan); the clients concerned were left untouched\n`,
+  );
+  return true;
+}
 
 /** Reads a plan saved by `plan --out`. */
 export async function readSavedPlan(path: string): Promise<Plan> {

@@ -209,9 +209,9 @@ async function shutDown(
   return clean;
 }
 
-/** 0 ok, 3 unsafe, 1 anything else (the plan/apply exit codes). */
+/** 0 ok, 3 unsafe, 1 anything else, conflicts included (the plan/apply exit codes). */
 export function exitCodeOf(record: RunRecord): number {
-  if (record.result === "ok") return ExitCode.ok;
+  if (record.result === "ok") return (record.plan?.summary.conflicts ?? 0) > 0 ? ExitCode.error : ExitCode.ok;
   if (record.result === "unsafe") return ExitCode.unsafe;
   return ExitCode.error;
 }

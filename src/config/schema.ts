@@ -176,13 +176,23 @@ const clientNameSchema = withCheck(z.string(), (value) => {
   description: "Human-readable name; unique within the account (it is how clients are matched).",
 });
 
-const CLIENT_ID_RE = /^[A-Za-z0-9_-]{1,128}$/;
-const clientIdSchema = withCheck(
-  z.string(),
-  patternCheck(CLIENT_ID_RE, "E_BAD_CLIENT_ID", (v) => `\`${show(v)}\` is not a client id`),
-).meta({
+/**
+ * Cloudflare's client ids are 32 lowercase hex characters (Cloudflare's schema gives the example
+ * `a1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4`; src/emulator/store.ts mints the same shape). A pin of any other
+ * shape can never match a live client: it would only ever show as a conflict, so `validate` refuses
+ * it where it is written. Upper-case hex gets its own hint: ids are compared exactly.
+ */
+const CLIENT_ID_RE = /^[0-9a-f]{32}$/;
+const clientIdSchema = withCheck(z.string(), (value): Problem | undefined => {
+  if (CLIENT_ID_RE.test(value)) return undefined;
+  const hint = CLIENT_ID_RE.test(value.toLowerCase())
+    ? "; client ids are lower case (write it in lower case)"
+    : " (a client id is 32 lowercase hex characters)";
+  return { code: "E_BAD_CLIENT_ID", message: `\`${show(value)}\` is not a client id${hint}` };
+}).meta({
   pattern: CLIENT_ID_RE.source,
-  description: "Pin this entry to an existing live client (adopts it when the tool did not create it).",
+  description:
+    "Pin this entry to an existing live client (adopts it when the tool did not create it): 32 lowercase hex characters.",
 });
 
 function secretKeyProblem(value: string): Problem | undefined {

@@ -44,6 +44,16 @@ const CASES: Record<string, Case> = {
     message: "`abc def` is not a client id",
     at: "bad-client-id.yaml:3:16",
   },
+  "client-id-not-hex.yaml": {
+    code: "E_BAD_CLIENT_ID",
+    message: "`acme-cli-production` is not a client id (a client id is 32 lowercase hex characters)",
+    at: "client-id-not-hex.yaml:4:16",
+  },
+  "client-id-upper-case.yaml": {
+    code: "E_BAD_CLIENT_ID",
+    message: "client ids are lower case",
+    at: "client-id-upper-case.yaml:4:16",
+  },
   "bad-ensure.yaml": {
     code: "E_ENUM",
     message: "`deleted` is not one of present, absent",

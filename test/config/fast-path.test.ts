@@ -53,7 +53,7 @@ function generatedClient(i: number): string {
     `    redirect_uris:\n      - https://app-${i}.example.com/callback\n      - 'https://app-${i}.example.com/cb2'`,
   );
   lines.push("    scopes: [account-settings.read, zone.read]");
-  if (i % 3 === 0) lines.push(`    client_id: pinned${i}`);
+  if (i % 3 === 0) lines.push(`    client_id: "${i.toString(16).padStart(32, "a")}"`);
   const confidential = i % 5 !== 0;
   if (confidential && i % 6 === 1) lines.push(`    secret: {key: apps/${i}}`);
   if (confidential && i % 6 === 2) lines.push(`    secret:\n      key: "apps/${i}"`);

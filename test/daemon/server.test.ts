@@ -1,6 +1,7 @@
 import { createHmac } from "node:crypto";
 import { request } from "node:http";
 import { symlink, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { displayGitUrl, GitSource } from "../../src/engine/git-source.js";
@@ -196,7 +197,11 @@ describe("GitSource", () => {
   });
 
   it("refuses paths that leave the repository and branch names that could be options, and hides URL credentials", async () => {
-    const base = { url: "file:///nowhere", checkoutDir: "/tmp/x", logger: silentLogger };
+    const base = {
+      url: "file:///nowhere",
+      checkoutDir: join(tmpdir(), "never-created"),
+      logger: silentLogger,
+    };
     expect(() => new GitSource({ ...base, branch: "main", path: "../outside" })).toThrow(
       /stay inside the repository/,
     );

@@ -72,6 +72,20 @@ describe("run with a watched directory (real process)", () => {
   });
 });
 
+describe("run --once (real process)", () => {
+  it("exits 1 when the plan has a conflict, after making the other changes", async () => {
+    const emu = await startTestEmulator();
+    const dir = await tempDir("daemon-conflict");
+    await mkdir(join(dir, "desired"));
+    const wrongPin = `${clientYaml("beta")}\n    client_id: "a1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4"`;
+    await writeFile(join(dir, "desired", "apps.yaml"), desiredYaml([clientYaml("alpha"), wrongPin]));
+    await writeConfig(dir, "interval: 2s");
+    const once = await startDaemon({ cwd: dir, emulator: emu, args: ["--once"], listening: false });
+    expect(await once.exited).toBe(1);
+    expect([...(await liveByName(emu)).keys()]).toEqual(["alpha"]);
+  });
+});
+
 describe("run --dry-run (real process)", () => {
   it("reports drift in status and metrics and never writes", async () => {
     const emu = await startTestEmulator();

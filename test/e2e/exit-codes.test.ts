@@ -80,6 +80,35 @@ describe("exit codes (in process)", () => {
     expect(names(await liveClients(emu, ACCOUNT_A))).toEqual(["a", "b", "c"]);
   });
 
+  it("a conflict (a pin no live client has): plan and apply exit 1; the rest is applied; the pin is untouched", async () => {
+    const emu = await startTestEmulator();
+    const ws = await makeWorkspace(emu);
+    const wrongPin = "a1b2c3d4e5f6a1b2c3d4e5f6a1b2c3d4";
+    await ws.writeDesired("apps.yaml", ACCOUNT_A, [
+      confidential("billing-web"),
+      confidential("acme-cli", { client_id: wrongPin }),
+    ]);
+    for (const args of [[], ["--detailed-exitcode"]]) {
+      const plan = await ws.run("plan", args);
+      expect(plan.code).toBe(1);
+      expect(plan.stdout).toContain("Plan: 1 to create, 0 to update, 0 to delete.");
+      expect(plan.stdout).toContain(wrongPin);
+      expect(plan.stderr).toContain("E_PLAN_CONFLICTS: 1 conflict: the desired state cannot be realised");
+    }
+    const { value: apply, delta } = await measure(emu, () => ws.run("apply"));
+    expect(apply.code).toBe(1);
+    expect(apply.stderr).toContain("E_PLAN_CONFLICTS: 1 conflict");
+    expect(delta.by_route[CREATE_ROUTE]).toBe(1);
+    expect(names(await liveClients(emu, ACCOUNT_A))).toEqual(["billing-web"]);
+    // Nothing left to do but the conflict: still 1, on every run, until the file is fixed.
+    const again = await ws.run("apply");
+    expect(again.code).toBe(1);
+    expect(again.stdout).toContain("Nothing to apply.");
+    await ws.writeDesired("apps.yaml", ACCOUNT_A, [confidential("billing-web"), confidential("acme-cli")]);
+    expect((await ws.run("apply")).code).toBe(0);
+    expect((await ws.run("plan", ["--detailed-exitcode"])).code).toBe(0);
+  });
+
   it("a token the API refuses: exit 1 with the HTTP status and code, nothing written", async () => {
     const emu = await startTestEmulator();
     const ws = await makeWorkspace(emu);

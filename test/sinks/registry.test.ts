@@ -43,7 +43,7 @@ describe("createSink", () => {
     expect(() =>
       createSink("x", {
         type: "file",
-        dir: "/tmp",
+        dir: tmpdir(),
         format: "json",
         age_recipients: ["ssh-ed25519 not-a-key"],
       }),
