@@ -11,6 +11,7 @@ import {
   startDaemon,
   tempDir,
   WEBHOOK_SECRET,
+  gitSourceYaml,
   writeConfig,
   writeCount,
 } from "./support.js";
@@ -38,17 +39,7 @@ describe("run with a git source and a webhook (real process)", () => {
     const shaA = await repo.commit({ "clients/apps.yaml": desiredYaml([clientYaml("alpha")]) });
     await writeConfig(
       dir,
-      [
-        "interval: 1h",
-        "source:",
-        "  git:",
-        `    url: ${repo.url}`,
-        "    branch: main",
-        "    path: clients",
-        "    interval: 2s",
-        "webhook:",
-        "  secret_env: WEBHOOK_SECRET",
-      ].join("\n"),
+      ["interval: 1h", ...gitSourceYaml(repo.url, { poll: "2s", webhook: true })].join("\n"),
     );
     const daemon = await startDaemon({ cwd: dir, emulator: emu });
     await daemon.waitForLine(finishedAt(shaA));

@@ -13,6 +13,7 @@ import {
   liveByName,
   startDaemon,
   tempDir,
+  gitSourceYaml,
   writeConfig,
 } from "./support.js";
 
@@ -159,14 +160,7 @@ describe("run with a git source (real process)", () => {
     });
     await writeConfig(
       dir,
-      [
-        "interval: 1h",
-        "source:",
-        "  git:",
-        `    url: ${repo.url}`,
-        "    path: clients",
-        "    interval: 1s",
-      ].join("\n"),
+      ["interval: 1h", ...gitSourceYaml(repo.url, { poll: "1s", branch: false })].join("\n"),
     );
     const daemon = await startDaemon({ cwd: dir, emulator: emu });
     const first = await finishedRun(daemon, 0, (r) => r.revision === shaA && r.result === "ok");

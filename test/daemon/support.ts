@@ -220,6 +220,25 @@ export async function writeConfig(dir: string, extra: string): Promise<void> {
   );
 }
 
+/**
+ * The `source: git:` block of a daemon config (desired files under `clients/` of `url`), with a
+ * `webhook:` block reading its secret from WEBHOOK_SECRET when `webhook` is set.
+ */
+export function gitSourceYaml(
+  url: string,
+  options: { poll: string; webhook?: boolean; branch?: boolean } = { poll: "1h" },
+): string[] {
+  return [
+    "source:",
+    "  git:",
+    `    url: ${url}`,
+    ...(options.branch === false ? [] : ["    branch: main"]),
+    "    path: clients",
+    `    interval: ${options.poll}`,
+    ...(options.webhook ? ["webhook:", "  secret_env: WEBHOOK_SECRET"] : []),
+  ];
+}
+
 /** Live clients of ACCOUNT_A, by name. */
 export async function liveByName(emu: EmulatorHandle): Promise<Map<string, Record<string, unknown>>> {
   const clients = await control<Record<string, unknown>[]>(emu, "GET", `clients?account_id=${ACCOUNT_A}`);

@@ -11,6 +11,7 @@ import {
   startDaemon,
   tempDir,
   WEBHOOK_SECRET,
+  gitSourceYaml,
   writeConfig,
 } from "../daemon/support.js";
 import { ACCOUNT_A, ACCOUNT_B, startTestEmulator, WRITE_TOKEN } from "../helpers/emulator.js";
@@ -56,14 +57,7 @@ describe("daemon secret canary (real process, trace logs)", () => {
         "  every: 4s",
         "  grace: 1s",
         '  schedule: "* * * * * *"',
-        "source:",
-        "  git:",
-        `    url: ${repo.url}`,
-        "    branch: main",
-        "    path: clients",
-        "    interval: 1h",
-        "webhook:",
-        "  secret_env: WEBHOOK_SECRET",
+        ...gitSourceYaml(repo.url, { poll: "1h", webhook: true }),
       ].join("\n"),
     );
     const watch = new SecretWatch(join(dir, "secrets"), join(dir, "state"));
@@ -248,17 +242,7 @@ async function daemonOnTokenUrl() {
   });
   await writeConfig(
     dir,
-    [
-      "interval: 1h",
-      "source:",
-      "  git:",
-      `    url: ${http.url}`,
-      "    branch: main",
-      "    path: clients",
-      "    interval: 1h",
-      "webhook:",
-      "  secret_env: WEBHOOK_SECRET",
-    ].join("\n"),
+    ["interval: 1h", ...gitSourceYaml(http.url, { poll: "1h", webhook: true })].join("\n"),
   );
   const daemon = await startDaemon({
     cwd: dir,

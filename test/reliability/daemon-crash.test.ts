@@ -14,6 +14,7 @@ import {
   startDaemon,
   tempDir,
   WEBHOOK_SECRET,
+  gitSourceYaml,
   writeConfig,
 } from "../daemon/support.js";
 import { CrashLane, type CrashRunSpec, KillProxy } from "../helpers/crash-harness.js";
@@ -297,18 +298,7 @@ describe("daemon crash loop (real process, SIGKILL)", () => {
     const emu = await startTestEmulator();
     const dir = await tempDir("daemon-git-kill");
     const repo = await GitRepo.create(dir);
-    await writeConfig(
-      dir,
-      [
-        "interval: 1h",
-        "source:",
-        "  git:",
-        `    url: ${repo.url}`,
-        "    branch: main",
-        "    path: clients",
-        "    interval: 1h",
-      ].join("\n"),
-    );
+    await writeConfig(dir, ["interval: 1h", ...gitSourceYaml(repo.url, { poll: "1h" })].join("\n"));
     const lock = join(dir, "state", "git", "checkout", ".git", "index.lock");
     // Files outside the desired path make the checkout take long enough to be killed inside it.
     const bulk = (round: number) =>

@@ -12,6 +12,7 @@ import {
   startDaemon,
   tempDir,
   WEBHOOK_SECRET,
+  gitSourceYaml,
   writeConfig,
 } from "../daemon/support.js";
 import { ACCOUNT_A, ACCOUNT_B, control, startTestEmulator } from "../helpers/emulator.js";
@@ -82,14 +83,7 @@ async function setUp(prefix: string): Promise<Setup> {
       "interval: 1h",
       "rotation:",
       '  schedule: "0 0 1 1 *"',
-      "source:",
-      "  git:",
-      `    url: ${repo.url}`,
-      "    branch: main",
-      "    path: clients",
-      "    interval: 1h",
-      "webhook:",
-      "  secret_env: WEBHOOK_SECRET",
+      ...gitSourceYaml(repo.url, { poll: "1h", webhook: true }),
     ].join("\n"),
   );
   const daemon = await startDaemon({ cwd: dir, emulator: emu });
