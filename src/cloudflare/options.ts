@@ -42,6 +42,11 @@ export interface ClientOptions {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Clock in epoch ms, for the rate budget and the total-time bound. */
   now?: () => number;
+  /**
+   * Largest answer body read, in bytes; a larger one fails the call with `E_API_TOO_LARGE` (not
+   * retried) and is never held in memory. Default {@link DEFAULT_MAX_RESPONSE_BYTES}.
+   */
+  maxResponseBytes?: number;
   /** Keep-alive connections per origin. Default 8. */
   connections?: number;
   userAgent?: string;
@@ -70,6 +75,12 @@ export const DEFAULT_MAX_ATTEMPTS = 4;
 export const DEFAULT_MAX_RETRY_TIME_MS = 60_000;
 export const DEFAULT_BACKOFF_BASE_MS = 500;
 export const DEFAULT_BACKOFF_CAP_MS = 8_000;
+/**
+ * 32 MiB: the list of an account's clients is one page (API-NOTES.md, "Endpoints") of a few hundred
+ * bytes per client, so this leaves room for tens of thousands of clients, while an answer that keeps
+ * growing (a broken proxy, a hostile endpoint) stops long before it can exhaust memory.
+ */
+export const DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
 
 /**
  * Builds client options from the variables the official SDK reads (API-NOTES.md, "Envelope and
