@@ -112,6 +112,30 @@ function baseUrlFromEnv(env: Readonly<Record<string, string | undefined>>): stri
   return raw.replace(/\/+$/, "");
 }
 
+/**
+ * What to say when `baseUrl` is plain `http://` to a host that is not this machine's loopback
+ * (127.0.0.0/8, `::1`, `localhost`): the API token and every minted client secret would cross the
+ * network unencrypted. Loopback is how the emulator is reached (src/emulator), so it stays quiet;
+ * undefined when there is nothing to say.
+ */
+export function plainHttpBaseUrlWarning(baseUrl: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(baseUrl);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== "http:" || isLoopbackHost(url.hostname)) return undefined;
+  return `the Cloudflare API base URL (CLOUDFLARE_BASE_URL) is plain http to ${url.host}, which is not loopback: the API token and client secrets travel unencrypted; use https://`;
+}
+
+function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.toLowerCase().replace(/\.$/, "");
+  if (host === "localhost" || host === "[::1]") return true;
+  // WHATWG URL parsing has already normalised IPv4 forms (`127.1`, `0x7f.0.0.1`) to dotted quads.
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
 function credentialsFromEnv(env: Readonly<Record<string, string | undefined>>): Credentials {
   const token = nonEmpty(env["CLOUDFLARE_API_TOKEN"]);
   if (token) return { kind: "token", token: new Secret(token) };

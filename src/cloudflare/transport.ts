@@ -17,6 +17,7 @@ import {
   DEFAULT_MAX_RESPONSE_BYTES,
   DEFAULT_MAX_RETRY_TIME_MS,
   DEFAULT_TIMEOUT_MS,
+  plainHttpBaseUrlWarning,
   type ClientOptions,
   type Credentials,
 } from "./options.js";
@@ -124,6 +125,8 @@ export class Transport {
     this.#userAgent = options.userAgent ?? DEFAULT_USER_AGENT;
     this.#onResponse = options.onResponse;
     this.log = (options.logger ?? silentLogger).child({ component: "cloudflare" });
+    const plainHttp = plainHttpBaseUrlWarning(this.#baseUrl);
+    if (plainHttp) this.log.warn({ base_url: new URL(this.#baseUrl).origin }, plainHttp);
     this.budget = new RateBudget(options.rateBudget, this.#now);
     this.#agent = new Agent({
       connections: options.connections ?? 8,
