@@ -1,6 +1,12 @@
 import { resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { clientOptionsFromEnv, createClient, createReader } from "../cloudflare/index.js";
+import {
+  clientOptionsFromEnv,
+  createClient,
+  createReader,
+  plainHttpBaseUrlWarning,
+  type ClientOptions,
+} from "../cloudflare/index.js";
 import type { OAuthClientsReader, OAuthClientsWriter, ApiHandle } from "../cloudflare/client.js";
 import { loadConfig, loadDesiredState, policyFromConfig } from "../config/index.js";
 import type { ReconcilerConfig } from "../config/types.js";
@@ -61,9 +67,24 @@ export function cliLogger(ctx: CliContext, level: string | undefined): Logger {
   return createLogger({ level: level ?? ctx.env["LOG_LEVEL"] ?? "warn", destination: ctx.stderr as never });
 }
 
+/**
+ * The API client's options from the environment. A plain-http base URL to another machine is also
+ * said on stderr in words, whatever the log level: the client logs it, but a CI job run with
+ * `--log-level error` must still show it.
+ */
+export function apiClientOptions(
+  ctx: CliContext,
+  overrides: Parameters<typeof clientOptionsFromEnv>[1],
+): ClientOptions {
+  const options = clientOptionsFromEnv(ctx.env, overrides);
+  const warning = plainHttpBaseUrlWarning(options.baseUrl);
+  if (warning) ctx.stderr.write(`warning: ${warning}\n`);
+  return options;
+}
+
 /** The read-only API handle: all `plan` and `export` ever construct. */
 export function buildReader(ctx: CliContext, logger: Logger): OAuthClientsReader & ApiHandle {
-  return createReader(clientOptionsFromEnv(ctx.env, { logger }));
+  return createReader(apiClientOptions(ctx, { logger }));
 }
 
 /** The read-write handle, for `apply` and `rotate` only. */
@@ -71,7 +92,7 @@ export function buildReaderWriter(
   ctx: CliContext,
   logger: Logger,
 ): OAuthClientsReader & OAuthClientsWriter & ApiHandle {
-  return createClient(clientOptionsFromEnv(ctx.env, { logger }));
+  return createClient(apiClientOptions(ctx, { logger }));
 }
 
 /** Builds sinks lazily, once each, from the config's named sinks. */

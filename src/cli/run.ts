@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { clientOptionsFromEnv, createClient, createReader } from "../cloudflare/index.js";
+import { createClient, createReader } from "../cloudflare/index.js";
 import { loadConfig, policyFromConfig } from "../config/index.js";
 import { tryParseDuration } from "../config/duration.js";
 import type { ReconcilerConfig } from "../config/types.js";
@@ -21,7 +21,7 @@ import { DaemonMetrics } from "../server/metrics.js";
 import { createWebhookHandler, loadWebhookSecret } from "../server/webhook.js";
 import { FileInventoryStore } from "../state/inventory.js";
 import { FileJournalStore } from "../state/journal.js";
-import { COMMON_OPTIONS, parseFlags, sinkResolver } from "./common.js";
+import { apiClientOptions, COMMON_OPTIONS, parseFlags, sinkResolver } from "./common.js";
 import { type CliContext, type Clock, type Command, ExitCode } from "./io.js";
 
 const USAGE = `usage: cf-oauth-gitops run [-c FILE] [--state-dir DIR] [--dry-run] [--once]
@@ -73,7 +73,7 @@ export const runCommand: Command = async (ctx) => {
     now: () => clock().getTime(),
     budget: { snapshot: () => client.budget.snapshot() },
   });
-  const clientOptions = clientOptionsFromEnv(ctx.env, { logger, onResponse: metrics.onApiResponse });
+  const clientOptions = apiClientOptions(ctx, { logger, onResponse: metrics.onApiResponse });
   // Dry-run is decided here, once: without a writer nothing can be written (DESIGN.md).
   const writer = dryRun ? null : createClient(clientOptions);
   const client = writer ?? createReader(clientOptions);

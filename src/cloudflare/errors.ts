@@ -26,6 +26,12 @@ export const API_ERROR_CODES = [
   "E_API_ABORTED",
   /** A 2xx body that breaks the contract in schemas.ts. */
   "E_API_SCHEMA",
+  /**
+   * An answer larger than `maxResponseBytes` (declared or counted while reading): not read, not
+   * retried (the same request would get the same answer). A write whose answer this was may have
+   * been applied, so it is also ambiguous.
+   */
+  "E_API_TOO_LARGE",
   /** A rotate_secret may have succeeded but its answer was lost: the new secret is unknown. */
   "E_ROTATE_AMBIGUOUS",
   /** A create may have succeeded but the client could not check whether it did. */

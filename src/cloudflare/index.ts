@@ -22,6 +22,7 @@ export {
 export {
   clientOptionsFromEnv,
   DEFAULT_BASE_URL,
+  plainHttpBaseUrlWarning,
   type BackoffOptions,
   type ApiResponseInfo,
   type ClientOptions,

@@ -42,6 +42,11 @@ export interface ClientOptions {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Clock in epoch ms, for the rate budget and the total-time bound. */
   now?: () => number;
+  /**
+   * Largest answer body read, in bytes; a larger one fails the call with `E_API_TOO_LARGE` (not
+   * retried) and is never held in memory. Default {@link DEFAULT_MAX_RESPONSE_BYTES}.
+   */
+  maxResponseBytes?: number;
   /** Keep-alive connections per origin. Default 8. */
   connections?: number;
   userAgent?: string;
@@ -70,6 +75,12 @@ export const DEFAULT_MAX_ATTEMPTS = 4;
 export const DEFAULT_MAX_RETRY_TIME_MS = 60_000;
 export const DEFAULT_BACKOFF_BASE_MS = 500;
 export const DEFAULT_BACKOFF_CAP_MS = 8_000;
+/**
+ * 32 MiB: the list of an account's clients is one page (API-NOTES.md, "Endpoints") of a few hundred
+ * bytes per client, so this leaves room for tens of thousands of clients, while an answer that keeps
+ * growing (a broken proxy, a hostile endpoint) stops long before it can exhaust memory.
+ */
+export const DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
 
 /**
  * Builds client options from the variables the official SDK reads (API-NOTES.md, "Envelope and
@@ -99,6 +110,30 @@ function baseUrlFromEnv(env: Readonly<Record<string, string | undefined>>): stri
     throw new GitOpsError("E_BAD_BASE_URL", "CLOUDFLARE_BASE_URL must not carry credentials");
   }
   return raw.replace(/\/+$/, "");
+}
+
+/**
+ * What to say when `baseUrl` is plain `http://` to a host that is not this machine's loopback
+ * (127.0.0.0/8, `::1`, `localhost`): the API token and every minted client secret would cross the
+ * network unencrypted. Loopback is how the emulator is reached (src/emulator), so it stays quiet;
+ * undefined when there is nothing to say.
+ */
+export function plainHttpBaseUrlWarning(baseUrl: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(baseUrl);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== "http:" || isLoopbackHost(url.hostname)) return undefined;
+  return `the Cloudflare API base URL (CLOUDFLARE_BASE_URL) is plain http to ${url.host}, which is not loopback: the API token and client secrets travel unencrypted; use https://`;
+}
+
+function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.toLowerCase().replace(/\.$/, "");
+  if (host === "localhost" || host === "[::1]") return true;
+  // WHATWG URL parsing has already normalised IPv4 forms (`127.1`, `0x7f.0.0.1`) to dotted quads.
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 function credentialsFromEnv(env: Readonly<Record<string, string | undefined>>): Credentials {

@@ -14,8 +14,10 @@ import {
   DEFAULT_BACKOFF_BASE_MS,
   DEFAULT_BACKOFF_CAP_MS,
   DEFAULT_MAX_ATTEMPTS,
+  DEFAULT_MAX_RESPONSE_BYTES,
   DEFAULT_MAX_RETRY_TIME_MS,
   DEFAULT_TIMEOUT_MS,
+  plainHttpBaseUrlWarning,
   type ClientOptions,
   type Credentials,
 } from "./options.js";
@@ -97,6 +99,7 @@ export class Transport {
   /** The `{component: "cloudflare"}` child logger, shared with client.ts. */
   readonly log: Logger;
   readonly #timeoutMs: number;
+  readonly #maxResponseBytes: number;
   readonly #maxAttempts: number;
   readonly #maxRetryTimeMs: number;
   readonly #backoffBaseMs: number;
@@ -111,6 +114,7 @@ export class Transport {
     this.#baseUrl = options.baseUrl.replace(/\/+$/, "");
     this.#credentials = options.credentials;
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.#maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     this.#maxAttempts = Math.max(1, options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS);
     this.#maxRetryTimeMs = options.maxRetryTimeMs ?? DEFAULT_MAX_RETRY_TIME_MS;
     this.#backoffBaseMs = options.backoff?.baseMs ?? DEFAULT_BACKOFF_BASE_MS;
@@ -121,6 +125,8 @@ export class Transport {
     this.#userAgent = options.userAgent ?? DEFAULT_USER_AGENT;
     this.#onResponse = options.onResponse;
     this.log = (options.logger ?? silentLogger).child({ component: "cloudflare" });
+    const plainHttp = plainHttpBaseUrlWarning(this.#baseUrl);
+    if (plainHttp) this.log.warn({ base_url: new URL(this.#baseUrl).origin }, plainHttp);
     this.budget = new RateBudget(options.rateBudget, this.#now);
     this.#agent = new Agent({
       connections: options.connections ?? 8,
@@ -218,10 +224,13 @@ export class Transport {
       });
       status = res.statusCode;
       headers = res.headers;
-      text = await res.body.text();
+      text = await readCappedBody(res.body, headers, this.#maxResponseBytes);
     } catch (cause) {
       permit.release(status === null ? null : parseRateLimitHeaders(headers, this.#now()), this.#now());
-      const error = this.#transportFailure(spec, attempt, cause, opts.signal, timeout, status);
+      const error =
+        cause instanceof BodyTooLargeError
+          ? tooLargeFailure(spec, status, cause, attempt)
+          : this.#transportFailure(spec, attempt, cause, opts.signal, timeout, status);
       this.#logAttempt(spec, attempt, status, sentAt, error.code);
       return { ok: false, error };
     }
@@ -398,6 +407,88 @@ function httpFailure(
     retryAfterMs: retryAfterMs(headers, now),
     attempts: attempt,
   });
+}
+
+/** Why {@link readCappedBody} stopped: what the answer declared, or how far reading got. */
+export class BodyTooLargeError extends Error {
+  constructor(
+    readonly maxBytes: number,
+    readonly declaredBytes: number | null,
+    readonly receivedBytes: number,
+  ) {
+    super(
+      declaredBytes !== null
+        ? `answer declares ${declaredBytes} bytes, over the limit of ${maxBytes}`
+        : `answer passed the limit of ${maxBytes} bytes while being read`,
+    );
+    this.name = "BodyTooLargeError";
+  }
+}
+
+/**
+ * Reads a body as UTF-8 text, at most `maxBytes` of it. A declared `content-length` over the limit
+ * fails before a byte is read; without one (chunked), bytes are counted as they arrive. Either way
+ * the stream is destroyed at once, which closes the connection, so an answer of any size costs at
+ * most `maxBytes` of memory, where reading it whole (`body.text()`) let a 700 MB answer take a run
+ * to 1.5 GB.
+ */
+export async function readCappedBody(
+  body: AsyncIterable<Uint8Array> & {
+    destroy(error?: Error): unknown;
+    on(event: "error", listener: (error: Error) => void): unknown;
+  },
+  headers: HeaderMap,
+  maxBytes: number,
+): Promise<string> {
+  const declared = Number(headerValue(headers, "content-length") ?? Number.NaN);
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    const error = new BodyTooLargeError(maxBytes, declared, 0);
+    // Nobody reads the stream: its destroy error must not surface as an unhandled 'error' event.
+    body.on("error", () => undefined);
+    body.destroy(error);
+    throw error;
+  }
+  const chunks: Uint8Array[] = [];
+  let received = 0;
+  for await (const chunk of body) {
+    received += chunk.byteLength;
+    if (received > maxBytes) {
+      const error = new BodyTooLargeError(maxBytes, null, received);
+      body.destroy(error);
+      throw error;
+    }
+    chunks.push(chunk);
+  }
+  return new TextDecoder("utf-8").decode(Buffer.concat(chunks, received));
+}
+
+/**
+ * Not retryable: the same request gets the same answer. A write's oversized answer came after the
+ * server took the request, so for anything but a GET it is ambiguous too (nothing blind follows).
+ */
+function tooLargeFailure(
+  spec: Where,
+  status: number | null,
+  cause: BodyTooLargeError,
+  attempt: number,
+): CloudflareApiError {
+  const applied = spec.method === "GET" ? "" : " (the server may have applied the request)";
+  return new CloudflareApiError(
+    "E_API_TOO_LARGE",
+    `${spec.method} ${spec.path}: ${cause.message}; the answer was dropped unread${applied}`,
+    {
+      ...where(spec),
+      status,
+      retryable: false,
+      ambiguous: spec.method !== "GET",
+      attempts: attempt,
+      cause,
+      extra: {
+        maxResponseBytes: cause.maxBytes,
+        ...(cause.declaredBytes !== null ? { declaredBytes: cause.declaredBytes } : {}),
+      },
+    },
+  );
 }
 
 function schemaFailure(spec: Where, detail: string, attempt: number): CloudflareApiError {

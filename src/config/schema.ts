@@ -363,13 +363,16 @@ const execSinkSchema = z.strictObject({
     .array(nonEmpty)
     .min(1)
     .meta({ description: "argv of the program to run (no shell); it reads the secret on stdin." }),
-  read_command: z
-    .array(nonEmpty)
-    .min(1)
-    .optional()
-    .meta({ description: "argv of a program that prints the stored record as JSON (read-back)." }),
+  read_command: z.array(nonEmpty).min(1).meta({
+    description:
+      "argv of a program that prints the stored record as JSON, or the secret alone on its first line. Required: every written secret is read back before it counts as published.",
+  }),
   check_command: z.array(nonEmpty).min(1).optional().meta({ description: "argv of a preflight program." }),
   timeout: positiveDurationSchema.default("30s"),
+  pass_env: z.array(envNameSchema).optional().meta({
+    description:
+      "Environment variables passed to the commands besides PATH, HOME and LANG (e.g. `GNUPGHOME`); no other variable reaches them.",
+  }),
 });
 
 const vaultSinkSchema = z.strictObject({

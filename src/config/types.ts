@@ -22,10 +22,13 @@ export interface ExecSinkConfig {
   type: "exec";
   /** argv; `command[0]` is used as written (a relative program path is the sink's business). */
   command: string[];
-  read_command?: string[];
+  /** Required: a secret that cannot be read back never counts as published. */
+  read_command: string[];
   check_command?: string[];
   /** The config's `timeout`, in seconds. */
   timeout_seconds: number;
+  /** Variables passed to the commands besides PATH, HOME and LANG. */
+  pass_env?: string[];
 }
 
 /** HashiCorp Vault KV. No token here: only where to read one from. */

@@ -386,13 +386,18 @@ export async function readSinkIssuedAt(
   const out = new Map<string, string | null>();
   const settled = await mapSettledBounded(clients, 8, async (c) => {
     const record = await sinks(c.target.sink).read({ account_id: c.account_id, key: c.target.key });
-    return record && record.client_id === c.client_id ? record.issued_at : null;
+    if (!record) return null;
+    // A record that does not say whose it is (an exec read command printing the secret alone) tells
+    // no age either: leave it out, and the journal's age counts.
+    if (record.client_id === "") return undefined;
+    return record.client_id === c.client_id ? record.issued_at : null;
   });
   const failures = new Map<string, { count: number; error: string }>();
   settled.forEach((outcome, i) => {
     const c = clients[i] as (typeof clients)[number];
-    if (outcome.status === "fulfilled") out.set(clientKey(c.account_id, c.client_id), outcome.value);
-    else {
+    if (outcome.status === "fulfilled") {
+      if (outcome.value !== undefined) out.set(clientKey(c.account_id, c.client_id), outcome.value);
+    } else {
       const seen = failures.get(c.target.sink) ?? { count: 0, error: (outcome.reason as Error).message };
       failures.set(c.target.sink, { ...seen, count: seen.count + 1 });
     }
@@ -779,7 +784,10 @@ async function publishRecord(entry: JournalEntry, deps: SecretDeps): Promise<voi
     issued_at: entry.minted_at ?? deps.now().toISOString(),
   });
   const back = await sink.read(address);
-  if (!back || back.client_secret.reveal() !== secret.reveal() || back.client_id !== entry.client_id) {
+  // A record without a client id (an exec read command printing the secret alone) is proven by the
+  // secret: a freshly minted secret belongs to this one client.
+  const sameClient = back !== null && (back.client_id === "" || back.client_id === entry.client_id);
+  if (!back || !sameClient || back.client_secret.reveal() !== secret.reveal()) {
     throw new SinkError(
       "E_SINK_READBACK",
       `sink=${entry.target.sink}: the record read back from ${sink.describe(address)} does not match what was written`,

@@ -31,7 +31,10 @@ export const SINK_TYPES: readonly SinkConfig["type"][] = ["file", "exec", "vault
 /** What sinks take from the process rather than from the config. */
 export interface SinkDeps {
   logger?: Logger;
-  /** Environment for token variables, in-cluster discovery and exec commands; `process.env` by default. */
+  /**
+   * Environment for token variables, in-cluster discovery and the variables an exec sink passes on
+   * (`pass_env`); `process.env` by default.
+   */
   env?: NodeJS.ProcessEnv;
   /** Clock (ms) for cached logins; `Date.now` by default. */
   now?: () => number;
@@ -60,6 +63,7 @@ export function createSink(name: string, config: SinkConfig, deps: SinkDeps = {}
         read_command: config.read_command,
         check_command: config.check_command,
         timeout_seconds: config.timeout_seconds,
+        pass_env: config.pass_env,
         env: deps.env,
       });
     case "vault":

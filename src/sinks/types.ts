@@ -19,7 +19,10 @@ export interface SinkAddress {
   key: string;
 }
 
-/** A record read back from a sink. */
+/**
+ * A record read back from a sink. `client_id` (and the other plain fields) are empty when the sink
+ * does not store them: an exec read command may print the secret alone (src/sinks/exec.ts).
+ */
 export interface StoredRecord extends SecretRecord {
   /** Sink-specific version (file mtime+hash, Vault version, resourceVersion) for check-and-set. */
   version: string | null;

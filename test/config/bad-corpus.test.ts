@@ -141,6 +141,11 @@ const CASES: Record<string, Case> = {
     message: "expected a list, got a string",
     at: "config-exec-command-string/cf-oauth-gitops.yaml:7:14",
   },
+  "config-exec-no-read-command": {
+    code: "E_REQUIRED",
+    message: "`read_command` is required",
+    at: "config-exec-no-read-command/cf-oauth-gitops.yaml:6:5",
+  },
   "config-missing-desired": {
     code: "E_REQUIRED",
     message: "`desired` is required",

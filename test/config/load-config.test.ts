@@ -73,7 +73,7 @@ ignore: [break-glass, 9a8b7c6d5e4f30211203f4e5d6c7b8a9]
 safety: {max_deletes: 2, max_change_percent: 12.5, min_clients_for_percent: 4, allow_empty: true}
 sinks:
   files: {type: file, dir: out, format: env, age_recipients: [age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq], age_identity_file: keys/age.txt}
-  hook: {type: exec, command: [./store.sh, --prod], timeout: 1m30s}
+  hook: {type: exec, command: [./store.sh, --prod], read_command: [./store.sh, --read], timeout: 1m30s, pass_env: [GNUPGHOME]}
   vault: {type: vault, address: "https://vault.example.com:8200", path_prefix: oauth, token_file: vault-token, namespace: team}
   k8s: {type: kubernetes, namespace: oauth-secrets, name_prefix: cf-, ca_file: ca.pem}
 rotation: {every: 30d, grace: 1h, schedule: "*/15 * * * *", timezone: Europe/Berlin, max_concurrent: 2}
@@ -102,7 +102,13 @@ webhook: {secret_file: webhook.secret}
         age_recipients: ["age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq"],
         age_identity_file: join(dir, "keys/age.txt"),
       },
-      hook: { type: "exec", command: ["./store.sh", "--prod"], timeout_seconds: 90 },
+      hook: {
+        type: "exec",
+        command: ["./store.sh", "--prod"],
+        read_command: ["./store.sh", "--read"],
+        timeout_seconds: 90,
+        pass_env: ["GNUPGHOME"],
+      },
       vault: {
         type: "vault",
         address: "https://vault.example.com:8200",
@@ -184,14 +190,14 @@ rotation: {every: 1d, grace: 2d, timezone: Moon/Base}
 
   it("suggests keys of the sink's own type only", async () => {
     const dir = await tree({
-      "c.yaml": "desired: d\nsinks:\n  default: {type: exec, command: [x], timout: 5s}\n",
+      "c.yaml": "desired: d\nsinks:\n  default: {type: exec, command: [x], read_command: [x], timout: 5s}\n",
     });
     const error = await configErrorOf(loadConfig("c.yaml", { cwd: dir }));
     expect(error.issues).toHaveLength(1);
     expect(error.issues[0]).toMatchObject({
       code: "E_UNKNOWN_KEY",
       line: 3,
-      col: 39,
+      col: 58,
       path: "sinks.default.timout",
     });
     expect(error.issues[0]?.message).toContain("did you mean `timeout`?");

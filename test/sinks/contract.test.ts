@@ -195,6 +195,7 @@ const execPass: Fixture = {
           read_command: [script],
           check_command: [script],
           timeout_seconds: 30,
+          pass_env: ["GNUPGHOME", "PASSWORD_STORE_DIR"],
         },
         { ...deps, env },
       ),
@@ -216,7 +217,9 @@ const execPass: Fixture = {
           {
             type: "exec",
             command: [join(FIXTURES, "leaky-fail.sh")],
+            read_command: [script],
             check_command: [script],
+            pass_env: ["GNUPGHOME", "PASSWORD_STORE_DIR"],
             timeout_seconds: 30,
           },
           { ...deps, env: { ...env, PASSWORD_STORE_DIR: emptyStore } },

@@ -17,7 +17,7 @@ describe("createSink", () => {
   it("builds each sink type from its config entry", () => {
     const built = [
       createSink("f", { type: "file", dir: "/srv/secrets", format: "env" }),
-      createSink("e", { type: "exec", command: ["true"], timeout_seconds: 5 }),
+      createSink("e", { type: "exec", command: ["true"], read_command: ["true"], timeout_seconds: 5 }),
       createSink("v", {
         type: "vault",
         address: "http://127.0.0.1:8200",
