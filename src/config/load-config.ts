@@ -139,6 +139,22 @@ function checkConfig(data: Record<string, unknown>, where: Locator): ConfigIssue
       ),
     );
   }
+  // An age file sink without an identity can write but never read a record back, and a secret that
+  // cannot be read back is never confirmed as published: it would wait in the journal on every run.
+  const sinks = isRecord(data.sinks) ? data.sinks : {};
+  for (const [name, sink] of Object.entries(sinks)) {
+    if (!isRecord(sink) || sink.type !== "file" || sink.age_recipients === undefined) continue;
+    if (sink.age_identity_file !== undefined) continue;
+    issues.push(
+      issueAt(
+        where,
+        ["sinks", name, "age_recipients"],
+        "E_AGE_NEEDS_IDENTITY",
+        "`age_recipients` needs `age_identity_file` (an identity that can decrypt the files): without it no secret can be read back to confirm it was published",
+        "key",
+      ),
+    );
+  }
   const webhook = data.webhook;
   if (isRecord(webhook) && webhook.secret_env === undefined && webhook.secret_file === undefined) {
     issues.push(

@@ -1,8 +1,9 @@
 import { readdir, realpath, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { WRITABLE_FIELDS, type CreateClientBody } from "../cloudflare/schemas.js";
-import type { DesiredClient } from "../core/model.js";
-import { ConfigError, type ConfigIssue } from "../errors.js";
+import type { DesiredClient, SecretTarget } from "../core/model.js";
+import { ConfigError, type ConfigIssue, SinkError } from "../errors.js";
+import { type SinkPlacement, sinkPlacement } from "../sinks/naming.js";
 import { fastLocator, parseFastYaml } from "./fast-yaml.js";
 import {
   type Locator,
@@ -161,6 +162,12 @@ interface Claim {
   col: number;
 }
 
+/** A claim on the place a secret is written, with the sink and key that map to it. */
+interface SecretClaim extends Claim {
+  sink: string;
+  key: string;
+}
+
 /** Locates a claim now, so the parsed file need not be kept for a message about it later. */
 function claimAt(at: Locator, ensure: Claim["ensure"], path: PathSegment[]): Claim {
   const { line, col } = at.locate(path);
@@ -185,7 +192,7 @@ class DesiredStateBuilder {
   readonly #accounts = new Map<string, DesiredClient[]>();
   readonly #names = new Map<string, Claim>();
   readonly #ids = new Map<string, Claim>();
-  readonly #secrets = new Map<string, Claim>();
+  readonly #secrets = new Map<string, SecretClaim>();
   readonly #config: ReconcilerConfig;
   readonly #fastPath: boolean;
   #journal: JournalEntry[] = [];
@@ -376,27 +383,61 @@ class DesiredStateBuilder {
         this.#clash(prior, claim, path, "E_DUPLICATE_CLIENT_ID", `client_id \`${raw.client_id}\``, "pinned");
     }
     const target = entry && account !== undefined && hasSecret(raw) ? resolveSecret(entry) : null;
-    if (target) {
-      const key = `${target.sink}\u0000${account}\u0000${target.key}`;
-      const path = [...base, isRecord(raw.secret) && raw.secret.key !== undefined ? "secret" : "client_name"];
-      const claim = claimAt(at, ensure, path);
-      const prior = this.#secrets.get(key);
-      if (!prior) this.#record(this.#secrets, key, claim);
-      else {
-        this.errors.push({
-          file: claim.file,
-          line: claim.line,
-          col: claim.col,
-          path: formatPath(path),
-          code: "E_DUPLICATE_SECRET_KEY",
-          message: `two clients would write their secrets to sink \`${target.sink}\` key \`${target.key}\` (the other is at ${where(prior)}); set a distinct \`secret.key\``,
-        });
-      }
+    if (target && account !== undefined) this.#claimSecret(at, ensure, account, base, raw, target);
+  }
+
+  /**
+   * Records where the entry's secret lands, as its sink maps the key (src/sinks/naming.ts
+   * `sinkPlacement`): two clients whose keys differ but map to one file, Vault path or Secret name
+   * would overwrite each other's secret, so they are refused here with both locations, as is a key
+   * the sink cannot store at all (`..`, a file name over the length limit).
+   */
+  #claimSecret(
+    at: Locator,
+    ensure: Claim["ensure"],
+    account: string,
+    base: PathSegment[],
+    raw: Record<string, unknown>,
+    target: SecretTarget,
+  ): void {
+    const sink = Object.hasOwn(this.#config.sinks, target.sink) ? this.#config.sinks[target.sink] : undefined;
+    if (sink === undefined) return; // reported by checkSecret
+    const explicitKey = isRecord(raw.secret) && raw.secret.key !== undefined;
+    const path = [...base, explicitKey ? "secret" : "client_name"];
+    const claim: SecretClaim = { ...claimAt(at, ensure, path), sink: target.sink, key: target.key };
+    const issue = { file: claim.file, line: claim.line, col: claim.col, path: formatPath(path) };
+    let placement: SinkPlacement;
+    try {
+      placement = sinkPlacement(target.sink, sink, { account_id: account, key: target.key }, (absolute) =>
+        displayPath(this.#config.display_root, absolute),
+      );
+    } catch (error) {
+      if (!(error instanceof SinkError)) throw error;
+      const subject = explicitKey
+        ? `secret key \`${target.key}\``
+        : `client_name \`${target.key}\` (the secret key when \`secret.key\` is not set)`;
+      const reason = typeof error.context.reason === "string" ? error.context.reason : error.message;
+      this.errors.push({
+        ...issue,
+        code: "E_BAD_SECRET_KEY",
+        message: `sink \`${target.sink}\` cannot store ${subject}: it ${reason}; set \`secret.key\` to another key`,
+      });
+      return;
     }
+    const prior = this.#secrets.get(placement.id);
+    if (!prior) {
+      this.#record(this.#secrets, placement.id, claim);
+      return;
+    }
+    const message =
+      prior.sink === claim.sink && prior.key === claim.key
+        ? `two clients would write their secrets to sink \`${target.sink}\` key \`${target.key}\` (the other is at ${where(prior)}); set a distinct \`secret.key\``
+        : `two clients would write their secrets to one place, ${placement.shown}: sink \`${claim.sink}\` key \`${claim.key}\` here, and sink \`${prior.sink}\` key \`${prior.key}\` (the other is at ${where(prior)}); set a distinct \`secret.key\``;
+    this.errors.push({ ...issue, code: "E_DUPLICATE_SECRET_KEY", message });
   }
 
   /** Keeps the first claim on a key. */
-  #record(map: Map<string, Claim>, key: string, claim: Claim): void {
+  #record<C extends Claim>(map: Map<string, C>, key: string, claim: C): void {
     map.set(key, claim);
     this.#journal.push([map as Map<string, unknown>, key]);
   }

@@ -216,7 +216,8 @@ const secretSchema = z
       .optional()
       .meta({ description: "A sink named in the config's `sinks:`; `default` when left out." }),
     key: withCheck(z.string(), secretKeyProblem).optional().meta({
-      description: "Key inside the sink (file name, Vault path, Secret name); the client_name when left out.",
+      description:
+        "Key inside the sink (file name, Vault path, Secret name); the client_name when left out. Characters outside `[A-Za-z0-9._@-]` are replaced and a hash of the key is appended.",
     }),
   })
   .meta({ description: "Where this client's secret is written." });
@@ -334,7 +335,7 @@ export const desiredEnvelopeSchema = z.strictObject({
 const AGE_RECIPIENT_RE = /^age1[0-9a-z]+$/;
 const K8S_NAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
-const fileSinkSchema = z.strictObject({
+const fileSinkFields = z.strictObject({
   type: z.literal("file"),
   dir: nonEmpty.meta({ description: "Directory for the secret files, relative to the config file." }),
   format: z.enum(["json", "env"]).default("json"),
@@ -351,11 +352,16 @@ const fileSinkSchema = z.strictObject({
     )
     .min(1)
     .optional()
-    .meta({ description: "Encrypt each file to these age recipients (`age1...`)." }),
-  age_identity_file: nonEmpty
-    .optional()
-    .meta({ description: "age identity able to decrypt the files (read-back only), relative to this file." }),
+    .meta({
+      description: "Encrypt each file to these age recipients (`age1...`); needs `age_identity_file`.",
+    }),
+  age_identity_file: nonEmpty.optional().meta({
+    description:
+      "age identity able to decrypt the files, relative to this file; required with `age_recipients` (every write is read back).",
+  }),
 });
+// Checked by load-config.ts (E_AGE_NEEDS_IDENTITY); stated here for editors that read the JSON Schema.
+const fileSinkSchema = fileSinkFields.meta({ dependentRequired: { age_recipients: ["age_identity_file"] } });
 
 const execSinkSchema = z.strictObject({
   type: z.literal("exec"),

@@ -66,11 +66,12 @@ export interface ApplyReport {
  * stop the independent ones; every failure is in the report, and running again converges because
  * the next plan starts from what actually happened.
  *
- * Creates are made safe for the secret: every sink a create will write to is checked writable before
- * any create is sent; each create is journaled (engine/rotate.ts `createWithJournal`): the intent
- * before the POST, the secret before the sink write; the client is recorded as owned once its secret
- * reads back from the sink; a create whose answer was lost (in this process or by a crash) gets a known
- * secret by rotating and deleting the unknown one at once (nobody can be using it yet).
+ * Creates are made safe for the secret: every key a create will write to is checked, written and
+ * read back (a probe, never a secret) before any create is sent (`SecretSink.checkWritable`); each
+ * create is journaled (engine/rotate.ts `createWithJournal`): the intent before the POST, the secret
+ * before the sink write; the client is recorded as owned once its secret reads back from the sink; a
+ * create whose answer was lost (in this process or by a crash) gets a known secret by rotating and
+ * deleting the unknown one at once (nobody can be using it yet).
  */
 export async function applyPlan(plan: Plan, deps: ApplyDeps): Promise<ApplyReport> {
   const log = deps.logger.child({ component: "apply" });
@@ -208,7 +209,11 @@ async function applyDelete(change: DeleteChange, deps: ApplyDeps): Promise<Chang
   };
 }
 
-/** Checks every sink a create will write to, once per (account, sink); returns the refusals. */
+/**
+ * Checks every place a create will write a secret to, before any create is sent: each exact key,
+ * because a key can fail where its neighbours do not (a name too long, a Secret owned by another key,
+ * a file that cannot be read). Returns the refusals by `sinkKey`.
+ */
 async function preflightSinks(
   changes: readonly Change[],
   deps: ApplyDeps,
@@ -220,7 +225,8 @@ async function preflightSinks(
     if (target) targets.set(sinkKey(change.account_id, target), { account_id: change.account_id, target });
   }
   const refused = new Map<string, SinkError>();
-  for (const [key, { account_id, target }] of targets) {
+  const entries = [...targets];
+  await mapSettledBounded(entries, deps.concurrency ?? 4, async ([key, { account_id, target }]) => {
     try {
       await deps.sinks(target.sink).checkWritable({ account_id, key: target.key });
     } catch (error) {
@@ -231,18 +237,18 @@ async function preflightSinks(
               cause: error,
             });
       log.error(
-        { sink: target.sink, account_id, error: sinkError.message },
-        "sink is not writable; its creates are skipped",
+        { sink: target.sink, account_id, key: target.key, error: sinkError.message },
+        "sink cannot store this key; its create is skipped",
       );
       refused.set(key, sinkError);
     }
-  }
+  });
   return refused;
 }
 
-/** Preflight is per sink directory/path prefix, so one key per (account, sink) is enough. */
+/** One preflight per place a secret goes: account, sink and key. */
 function sinkKey(accountId: string, target: SecretTarget): string {
-  return `${accountId}\u0000${target.sink}`;
+  return `${accountId}\u0000${target.sink}\u0000${target.key}`;
 }
 
 async function recordAdoptions(plan: Plan, deps: ApplyDeps): Promise<number> {

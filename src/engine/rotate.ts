@@ -40,7 +40,8 @@ import { mapSettledBounded } from "./pool.js";
  *   confidential): nobody can hold any of its secrets, so an unknown one may go at once.
  * - A minted secret stays in the journal (mode 0600) until a sink holds it; the publish is retried on
  *   every run, first thing, and the old secret stays valid meanwhile.
- * - Every sink is checked writable before anything is minted for it (preflight).
+ * - The exact key a secret goes to is checked before anything is minted for it (preflight: the sink
+ *   writes and reads back a probe there, or asks its server the equivalent; never a real secret).
  * - A client with `has_rotated_secret: true` and no operation of ours in the journal is reported and
  *   left alone; `rotate --recover` is the explicit way out.
  * - Secrets never reach a log line, an error, a result or a status: only fingerprints and sink

@@ -1,12 +1,12 @@
-import { access, constants, mkdir, readFile, stat } from "node:fs/promises";
-import { createHash } from "node:crypto";
-import { join } from "node:path";
+import { access, constants, mkdir, readFile, rm, stat } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { basename, dirname, join } from "node:path";
 import { Decrypter, Encrypter, armor } from "age-encryption";
 import { SinkError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import { writeFileAtomic } from "../state/atomic.js";
 import { formatEnv, parseEnv, recordFromEnv } from "./envfile.js";
-import { safeSegment } from "./naming.js";
+import { KEY_HASH_SEPARATOR, fileRecordName, safeSegment } from "./naming.js";
 import { plainRecordSchema, revealRecord, storedRecord, type PlainRecord } from "./record.js";
 import type { SecretRecord, SecretSink, SinkAddress, StoredRecord } from "./types.js";
 
@@ -28,8 +28,9 @@ export interface FileSinkOptions {
   age_recipients?: string[];
   /**
    * An age identity file (`age-keygen` output) able to decrypt the files, for read-back only.
-   * Without it an encrypted record cannot be read back: `read` fails with `E_SINK_NEEDS_IDENTITY`
-   * (writes still work, and `write` still checks its expected version against the file's bytes).
+   * Without it an encrypted record cannot be read back: `read` and the preflight (`checkWritable`)
+   * fail with `E_SINK_NEEDS_IDENTITY`, because a secret that cannot be read back cannot be confirmed
+   * as published (`validate` refuses such a config). `write` alone still works.
    */
   age_identity_file?: string;
   /** Config name of the sink, for messages. */
@@ -75,13 +76,16 @@ export class FileSink implements SecretSink {
     return this.#recipients !== null;
   }
 
-  /** The file a record lives in. Keys are checked so that no key can escape the sink's directory. */
+  /**
+   * The file a record lives in: `<dir>/<account>/<name>` with the name from `fileRecordName`
+   * (src/sinks/naming.ts). Keys are checked so that no key can escape the sink's directory, and a key
+   * whose file (or temp file) name would pass 255 bytes fails here with `E_SINK_KEY`.
+   */
   pathOf(address: SinkAddress): string {
-    const suffix = this.#recipients ? ".age" : "";
     return join(
       this.#dir,
       safeSegment(address.account_id),
-      `${safeSegment(address.key)}.${this.#format}${suffix}`,
+      fileRecordName(address.key, this.#format, this.#recipients !== null),
     );
   }
 
@@ -89,30 +93,63 @@ export class FileSink implements SecretSink {
     return `file:${this.pathOf(address)}${this.#recipients ? ` (age, ${this.#recipients.length} recipient(s))` : ""}`;
   }
 
+  /**
+   * Proves, before anything is minted, that this exact key can be written and read back: its name is
+   * valid and short enough, its directory can be made and written, an existing record there can be
+   * read, and a probe record (no real secret) under a name of the same length in the same directory
+   * goes through the same atomic write, encryption, decryption and parsing as the real record, and is
+   * then removed. The probe's name starts with `~`, which no record's name does (safeSegment).
+   */
   async checkWritable(address: SinkAddress): Promise<void> {
-    const dir = join(this.#dir, safeSegment(address.account_id));
+    const path = this.pathOf(address);
+    const dir = dirname(path);
+    if (this.#recipients !== null && this.#identityFile === null) {
+      throw new SinkError(
+        "E_SINK_NEEDS_IDENTITY",
+        `sink=file: records are age-encrypted and no age_identity_file is configured, so ${path} could not be read back after a write`,
+        { disposition: "terminal", context: { sink: "file", path } },
+      );
+    }
+    const refuse = (what: string, error: unknown) =>
+      new SinkError("E_SINK_NOT_WRITABLE", `sink=file: ${what}: ${(error as Error).message}`, {
+        cause: error,
+        context: { sink: "file", dir, path },
+      });
     try {
       await mkdir(dir, { recursive: true, mode: 0o700 });
       await access(dir, constants.W_OK);
     } catch (error) {
-      throw new SinkError(
-        "E_SINK_NOT_WRITABLE",
-        `sink=file: ${dir} is not writable: ${(error as Error).message}`,
-        {
-          cause: error,
-          context: { sink: "file", dir },
-        },
-      );
+      throw refuse(`${dir} is not writable`, error);
     }
-    if (this.#identityFile !== null) {
-      // Read-back would fail later; say so before anything is minted.
-      try {
-        await this.#decrypter();
-      } catch (error) {
-        throw new SinkError("E_SINK_NOT_WRITABLE", `sink=file: ${(error as Error).message}`, {
-          context: { sink: "file", identity_file: this.#identityFile },
-        });
+    // A record already there (a rotation) must read back, and be a file a rename can replace.
+    try {
+      if (!(await stat(path)).isFile()) throw new Error("it is not a regular file");
+      await access(path, constants.R_OK);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT")
+        throw refuse(`${path} cannot be replaced`, error);
+    }
+    const probe = join(dir, probeName(basename(path)));
+    try {
+      const plain: PlainRecord = {
+        client_id: "",
+        client_secret: `probe-${randomBytes(8).toString("hex")}`,
+        account_id: address.account_id,
+        client_name: "",
+        issued_at: new Date(0).toISOString(),
+      };
+      await writeFileAtomic(probe, await this.#encode(plain, probe), { mode: 0o600, dirMode: 0o700 });
+      const raw = await readRaw(probe);
+      const text = raw === null ? null : this.#recipients ? await this.#decrypt(raw, probe) : raw;
+      const back =
+        text === null ? null : this.#format === "env" ? parseEnvRecord(text) : parseJsonRecord(text);
+      if (back?.client_secret !== plain.client_secret) {
+        throw new Error("the probe record did not read back as written");
       }
+    } catch (error) {
+      throw refuse(`a probe record beside ${path} could not be written and read back`, error);
+    } finally {
+      await rm(probe, { force: true }).catch(() => undefined);
     }
   }
 
@@ -303,6 +340,16 @@ function parseJsonRecord(text: string): PlainRecord | null {
 function parseEnvRecord(text: string): PlainRecord | null {
   const variables = parseEnv(text);
   return variables ? recordFromEnv(variables) : null;
+}
+
+/**
+ * A probe file's name: as many bytes as the record's name (so its temp name is as long as the
+ * record's), `~` then random hex, never the name of a record.
+ */
+function probeName(recordName: string): string {
+  const length = Math.max(Buffer.byteLength(recordName, "utf8"), 2);
+  const hex = randomBytes(Math.ceil(length / 2)).toString("hex");
+  return `${KEY_HASH_SEPARATOR}${hex}`.slice(0, length);
 }
 
 function versionOf(body: string): string {

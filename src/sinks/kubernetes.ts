@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { Agent, type Dispatcher } from "undici";
 import { SinkError } from "../errors.js";
@@ -80,6 +81,10 @@ interface SecretObject {
  * same name without the managed-by label is never touched (`E_SINK_UNMANAGED`), nor one made for
  * another key or account (`E_SINK_COLLISION`).
  *
+ * Preflight: SelfSubjectAccessReviews for get, create and update, a GET of the exact Secret (its
+ * ownership checked), then the write itself as a server-side dry run (`?dryRun=All`) with a probe
+ * record: nothing is stored, yet the API server validates the name and runs admission and quota.
+ *
  * TLS: an https API server needs `ca_file` (the in-cluster `ca.crt` by default); plain http is
  * accepted only because the tests' fake API server speaks it.
  */
@@ -145,6 +150,26 @@ export class KubernetesSink implements SecretSink {
     }
     const current = await this.#get(name, "check");
     if (current) this.#checkOwnership(current, address);
+    // A server-side dry run of the very write (`dryRun=All`: authorised, validated and admitted, never
+    // stored) with a probe record, so a name, an admission policy or a quota that refuses it is
+    // found before anything is minted.
+    const probe: PlainRecord = {
+      client_id: "",
+      client_secret: `probe-${randomBytes(8).toString("hex")}`,
+      account_id: address.account_id,
+      client_name: "",
+      issued_at: new Date(0).toISOString(),
+    };
+    const response = current
+      ? await this.#send(
+          "PUT",
+          `${this.#collection()}/${name}?dryRun=All`,
+          this.#updated(current, address, probe),
+        )
+      : await this.#send("POST", `${this.#collection()}?dryRun=All`, this.#created(name, address, probe));
+    if (response.status !== 200 && response.status !== 201) {
+      throw kubernetesError("check", current ? "PUT" : "POST", name, response, [probe.client_secret]);
+    }
   }
 
   async write(

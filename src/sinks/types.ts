@@ -36,7 +36,14 @@ export interface StoredRecord extends SecretRecord {
 export interface SecretSink {
   /** The sink's `type` from the config: `file`, `exec`, `vault`, `kubernetes`. */
   readonly type: string;
-  /** Fails (SinkError) when a write would fail, before anything is minted (preflight). */
+  /**
+   * The preflight, run before anything is minted for `address`: fails (SinkError) when a write of
+   * that exact key, or the read-back after it, would fail. A sink proves it the closest way it has
+   * without storing a real secret: the file sink writes and reads back a probe record of the same
+   * name length beside the key, kubernetes sends the write as a server-side dry run, vault asks for
+   * the path's capabilities and reads the key. A secret must never wait in the journal for a
+   * problem this could have seen.
+   */
   checkWritable(address: SinkAddress): Promise<void>;
   /**
    * Writes the record. `expectedVersion` asks for check-and-set where the sink has versions (file,

@@ -3,7 +3,7 @@ import type { Dispatcher } from "undici";
 import { SinkError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import { requestJson, type JsonResponse } from "./http.js";
-import { safeSegment } from "./naming.js";
+import { vaultSecretPath, vaultSegments } from "./naming.js";
 import { plainRecordSchema, revealRecord, storedRecord } from "./record.js";
 import { excerpt } from "./redact.js";
 import type { SecretRecord, SecretSink, SinkAddress, StoredRecord } from "./types.js";
@@ -69,7 +69,9 @@ interface CurrentVersion {
  * with `cas_required` mounts.
  *
  * Preflight: `auth/token/lookup-self` (the token is valid), then `sys/capabilities-self`: `create`,
- * `update` and `read` on the data path and `update` on the metadata path (or `root`).
+ * `update` and `read` on the data path and `update` on the metadata path (or `root`), then a read
+ * of that exact data path (a KV v2 engine serves it, and the key reads back). Nothing is written:
+ * a probe version at the key would be what consumers read until the real one replaced it.
  *
  * Authentication: a token from `token_file` or the `token_env` variable, or Kubernetes auth
  * (`POST /v1/auth/<auth_mount>/login` with the pod's service-account JWT) with the client token
@@ -113,11 +115,7 @@ export class VaultSink implements SecretSink {
 
   /** The secret's path inside the mount: `<path_prefix>/<account_id>/<key>`. */
   secretPath(address: SinkAddress): string {
-    return [
-      ...splitPath(this.#options.path_prefix),
-      safeSegment(address.account_id, "vault"),
-      safeSegment(address.key, "vault"),
-    ].join("/");
+    return vaultSecretPath(this.#options.path_prefix, address);
   }
 
   describe(address: SinkAddress): string {
@@ -146,6 +144,18 @@ export class VaultSink implements SecretSink {
         { disposition: "terminal", context: { sink: "vault", path: dataPath, missing } },
       );
     }
+    // Capabilities say what a policy allows, not that the path exists: a root token has every
+    // capability on a mount that is not there. Reading the exact key proves it can be read back.
+    const current = await this.#call("GET", dataPath);
+    if (current.status === 200 || (current.status === 404 && !noRoute(current.body))) return;
+    if (current.status === 404) {
+      throw new SinkError(
+        "E_SINK_NOT_WRITABLE",
+        `sink=vault: no KV version 2 engine serves ${dataPath} (is \`mount\` right?)`,
+        { disposition: "terminal", context: { sink: "vault", path: dataPath } },
+      );
+    }
+    throw vaultError("check", "GET", dataPath, current, this.#secrets());
   }
 
   async write(
@@ -193,11 +203,11 @@ export class VaultSink implements SecretSink {
   }
 
   #dataPath(address: SinkAddress): string {
-    return `${splitPath(this.#options.mount).join("/")}/data/${this.secretPath(address)}`;
+    return `${vaultSegments(this.#options.mount).join("/")}/data/${this.secretPath(address)}`;
   }
 
   #metadataPath(address: SinkAddress): string {
-    return `${splitPath(this.#options.mount).join("/")}/metadata/${this.secretPath(address)}`;
+    return `${vaultSegments(this.#options.mount).join("/")}/metadata/${this.secretPath(address)}`;
   }
 
   async #casFor(dataPath: string, expectedVersion: string | null | undefined): Promise<number> {
@@ -290,7 +300,7 @@ export class VaultSink implements SecretSink {
     if (this.#login && this.#now() < this.#login.renewAt) return this.#login.token;
     const file = this.#options.kubernetes_token_file ?? DEFAULT_KUBERNETES_TOKEN_FILE;
     const jwt = (await readSecretFile(file, "kubernetes_token_file")).trim();
-    const mount = splitPath(this.#options.auth_mount ?? "kubernetes").join("/");
+    const mount = vaultSegments(this.#options.auth_mount ?? "kubernetes").join("/");
     const path = `auth/${mount}/login`;
     const response = await requestJson("vault", new URL(`${this.#address}/v1/${path}`), {
       method: "POST",
@@ -325,11 +335,12 @@ export class VaultSink implements SecretSink {
   }
 }
 
-function splitPath(path: string): string[] {
-  return path
-    .split("/")
-    .filter((segment) => segment !== "")
-    .map((segment) => encodeURIComponent(segment));
+/** Vault's 404 for a path no engine is mounted at (a missing KV record is a 404 with no such error). */
+function noRoute(body: unknown): boolean {
+  const errors = (body as { errors?: unknown } | undefined)?.errors;
+  return (
+    Array.isArray(errors) && errors.some((e) => typeof e === "string" && e.includes("no handler for route"))
+  );
 }
 
 function isStringMap(value: unknown): value is Record<string, string> {

@@ -50,3 +50,14 @@ export async function syncDirectory(dir: string): Promise<void> {
     await handle.close();
   }
 }
+
+/** The longest file name (in bytes) Linux, macOS and the usual file systems accept: NAME_MAX. */
+export const NAME_MAX_BYTES = 255;
+
+/**
+ * The longest name `writeFileAtomic` can write: its temp file `.<name>.<pid>.<12 hex>.tmp` must fit
+ * NAME_MAX too, with a pid of up to 7 digits (Linux's PID_MAX_LIMIT is 4194304). A longer name fails
+ * with ENAMETOOLONG at the temp file, so sinks refuse it before anything is minted for it.
+ */
+export const MAX_ATOMIC_NAME_BYTES =
+  NAME_MAX_BYTES - ".".length - ".".length - 7 - ".".length - 12 - ".tmp".length;

@@ -90,6 +90,18 @@ const CASES: Record<string, Case> = {
     message: "expected a string, got an integer",
     at: "client-name-number.yaml:3:18",
   },
+  "client-name-dot-dot.yaml": {
+    code: "E_BAD_SECRET_KEY",
+    message:
+      "sink `default` cannot store client_name `..` (the secret key when `secret.key` is not set): it cannot be used as a file name",
+    at: "client-name-dot-dot.yaml:3:18",
+  },
+  "client-name-too-long.yaml": {
+    code: "E_BAD_SECRET_KEY",
+    message:
+      "it makes a file name of 245 bytes, over the limit of 229 (its temporary file must fit 255 bytes)",
+    at: "client-name-too-long.yaml:3:18",
+  },
   "client-secret-in-desired-file.yaml": {
     code: "E_UNKNOWN_KEY",
     message: "secrets are never written in desired-state files",
@@ -111,6 +123,11 @@ const CASES: Record<string, Case> = {
     at: "colon-scope.yaml:10:9",
   },
   "comments-only.yaml": { code: "E_EMPTY_FILE", message: "`clients: []`", at: "comments-only.yaml:1:1" },
+  "config-age-without-identity": {
+    code: "E_AGE_NEEDS_IDENTITY",
+    message: "`age_recipients` needs `age_identity_file`",
+    at: "config-age-without-identity/cf-oauth-gitops.yaml:8:5",
+  },
   "config-bad-cron": {
     code: "E_BAD_CRON",
     message: "`0 3 * *` is not a cron expression",
@@ -335,6 +352,18 @@ const CASES: Record<string, Case> = {
     code: "E_DUPLICATE_SECRET_KEY",
     message: "key `shared` (the other is at secret-key-collision.yaml:9:13)",
     at: "secret-key-collision.yaml:16:13",
+  },
+  "secret-key-collision-kubernetes": {
+    code: "E_DUPLICATE_SECRET_KEY",
+    message:
+      "one place, kubernetes Secret oauth/cf-billing-web: sink `default` key `billing-web` here, and sink `default` key `billing_web` (the other is at secret-key-collision-kubernetes/desired/clients.yaml:2:18)",
+    at: "secret-key-collision-kubernetes/desired/clients.yaml:8:18",
+  },
+  "secret-key-collision-shared-dir": {
+    code: "E_DUPLICATE_SECRET_KEY",
+    message:
+      "one place, file secret-key-collision-shared-dir/secrets/0123456789abcdef0123456789abcdef/web.json: sink `backup` key `web` here, and sink `default` key `web` (the other is at secret-key-collision-shared-dir/desired/clients.yaml:2:18)",
+    at: "secret-key-collision-shared-dir/desired/clients.yaml:14:13",
   },
   "secret-key-traversal.yaml": {
     code: "E_BAD_SECRET_KEY",

@@ -13,7 +13,11 @@
  * - names checked as DNS-1123 subdomains (422 `Invalid`), the body's name and namespace must match
  *   the URL (400 `BadRequest`), `data` values must be base64 (400), `type` is immutable (422);
  * - labels and annotations are stored exactly as sent: a PUT replaces them, so keeping someone
- *   else's labels is the client's job, and tests can see whether it does it.
+ *   else's labels is the client's job, and tests can see whether it does it;
+ * - `?dryRun=All` on a POST or PUT runs every check above (authorisation, validation, conflicts) and
+ *   answers as the write would, but stores nothing and uses no resourceVersion; any other `dryRun`
+ *   value is a 400, as on a real API server. `refuseWrites` stands in for an admission webhook or a
+ *   quota that refuses writes (dry runs included, as admission runs for them too).
  * Errors are `Status` objects: `{kind: "Status", apiVersion: "v1", status: "Failure", message,
  * reason, details, code}`. resourceVersion is one counter for the whole server, as in etcd.
  */
@@ -61,6 +65,8 @@ export interface KubernetesRequestLog {
   method: string;
   path: string;
   status: number;
+  /** Set on `?dryRun=All` requests, which change nothing. */
+  dry_run?: true;
 }
 
 /** Called before each request is handled; may change the store (a concurrent writer). */
@@ -89,6 +95,8 @@ export class KubernetesFake {
   readonly requests: KubernetesRequestLog[] = [];
   /** Runs before each request; tests set it to write concurrently at an exact moment. */
   onRequest: RequestHook | null = null;
+  /** When set, every POST and PUT of a Secret is refused with this message (403, as admission does). */
+  refuseWrites: string | null = null;
   url = "";
 
   private constructor(options: KubernetesFakeOptions) {
@@ -166,7 +174,7 @@ export class KubernetesFake {
     try {
       const body = await readBody(req);
       if (this.onRequest) await this.onRequest({ method, path: url.pathname });
-      const result = this.#route(method, url.pathname, req, body);
+      const result = this.#route(method, url, req, body);
       status = result.status;
       send(res, result.status, result.body);
     } catch (error) {
@@ -177,16 +185,13 @@ export class KubernetesFake {
       status = failure.code;
       send(res, failure.code, statusObject(failure));
     } finally {
-      this.requests.push({ method, path: url.pathname, status });
+      const dryRun = url.searchParams.has("dryRun") ? { dry_run: true as const } : {};
+      this.requests.push({ method, path: url.pathname, status, ...dryRun });
     }
   }
 
-  #route(
-    method: string,
-    path: string,
-    req: IncomingMessage,
-    body: unknown,
-  ): { status: number; body: unknown } {
+  #route(method: string, url: URL, req: IncomingMessage, body: unknown): { status: number; body: unknown } {
+    const path = url.pathname;
     const rules = this.#authenticate(req);
     if (path === "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" && method === "POST") {
       return this.#review(rules, body);
@@ -210,13 +215,29 @@ export class KubernetesFake {
         kind: "namespaces",
       });
     }
+    const dryRunValues = url.searchParams.getAll("dryRun");
+    if (dryRunValues.some((value) => value !== "All")) {
+      throw new StatusError(
+        400,
+        "BadRequest",
+        `dryRun: Unsupported value: "${dryRunValues.join(",")}": supported values: "All"`,
+      );
+    }
+    const dryRun = dryRunValues.length > 0;
+    if ((verb === "create" || verb === "update") && this.refuseWrites !== null) {
+      throw new StatusError(
+        403,
+        "Forbidden",
+        `admission webhook "policy.example.com" denied the request: ${this.refuseWrites}`,
+      );
+    }
     switch (verb) {
       case "get":
         return { status: 200, body: this.#existing(namespace, name as string) };
       case "create":
-        return { status: 201, body: this.#create(namespace, body) };
+        return { status: 201, body: this.#create(namespace, body, dryRun) };
       case "update":
-        return { status: 200, body: this.#update(namespace, name as string, body) };
+        return { status: 200, body: this.#update(namespace, name as string, body, dryRun) };
       case "delete":
         this.#existing(namespace, name as string);
         this.#secrets.delete(`${namespace}/${name}`);
@@ -247,7 +268,7 @@ export class KubernetesFake {
     return structuredClone(secret);
   }
 
-  #create(namespace: string, body: unknown): SecretObject {
+  #create(namespace: string, body: unknown, dryRun: boolean): SecretObject {
     const input = checkSecretBody(body, namespace);
     const name = input.metadata.name;
     if (this.#secrets.has(`${namespace}/${name}`)) {
@@ -265,7 +286,7 @@ export class KubernetesFake {
         name,
         namespace,
         uid: randomUUID(),
-        resourceVersion: this.#nextVersion(),
+        resourceVersion: dryRun ? "" : this.#nextVersion(),
         creationTimestamp: new Date().toISOString(),
         ...(input.metadata.labels ? { labels: input.metadata.labels } : {}),
         ...(input.metadata.annotations ? { annotations: input.metadata.annotations } : {}),
@@ -273,11 +294,11 @@ export class KubernetesFake {
       type: input.type ?? "Opaque",
       data: input.data,
     };
-    this.#secrets.set(`${namespace}/${name}`, secret);
+    if (!dryRun) this.#secrets.set(`${namespace}/${name}`, secret);
     return structuredClone(secret);
   }
 
-  #update(namespace: string, name: string, body: unknown): SecretObject {
+  #update(namespace: string, name: string, body: unknown, dryRun: boolean): SecretObject {
     const input = checkSecretBody(body, namespace);
     if (input.metadata.name !== name) {
       throw new StatusError(
@@ -319,14 +340,14 @@ export class KubernetesFake {
         namespace,
         uid: current.metadata.uid,
         creationTimestamp: current.metadata.creationTimestamp,
-        resourceVersion: this.#nextVersion(),
+        resourceVersion: dryRun ? current.metadata.resourceVersion : this.#nextVersion(),
         ...(input.metadata.labels ? { labels: input.metadata.labels } : {}),
         ...(input.metadata.annotations ? { annotations: input.metadata.annotations } : {}),
       },
       type,
       data: input.data,
     };
-    this.#secrets.set(`${namespace}/${name}`, secret);
+    if (!dryRun) this.#secrets.set(`${namespace}/${name}`, secret);
     return structuredClone(secret);
   }
 

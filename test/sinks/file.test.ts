@@ -3,7 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
+import { createHash } from "node:crypto";
 import { FileSink, safeSegment } from "../../src/sinks/file.js";
+import { MAX_ATOMIC_NAME_BYTES } from "../../src/state/atomic.js";
 import { Secret } from "../../src/secret.js";
 import { run } from "./helpers.js";
 
@@ -21,6 +23,11 @@ afterAll(async () => {
   for (const dir of made) await chmod(dir, 0o700).catch(() => undefined);
   await Promise.all(made.map((dir) => rm(dir, { recursive: true, force: true })));
 });
+
+/** The documented hash suffix, computed here on its own: 10 hex digits of SHA-256. */
+function sha10(key: string): string {
+  return createHash("sha256").update(key, "utf8").digest("hex").slice(0, 10);
+}
 
 function record(secret = CANARY) {
   return {
@@ -100,12 +107,65 @@ describe("file sink", () => {
   });
 
   it("keeps keys inside the sink directory", () => {
-    expect(safeSegment("billing web/v2")).toBe("billing_web_v2");
+    expect(safeSegment("billing web/v2")).toBe(`billing_web_v2~${sha10("billing web/v2")}`);
     expect(() => safeSegment("..")).toThrow(/cannot be used/);
+    expect(() => safeSegment(".")).toThrow(/cannot be used/);
     const sink = new FileSink({ dir: "/srv/secrets" });
     expect(sink.pathOf({ account_id: ACCOUNT, key: "../../etc/passwd" })).toBe(
-      `/srv/secrets/${ACCOUNT}/.._.._etc_passwd.json`,
+      `/srv/secrets/${ACCOUNT}/.._.._etc_passwd~${sha10("../../etc/passwd")}.json`,
     );
+  });
+
+  it("keeps a key of the safe set as it is and gives every other key its own file", async () => {
+    // Names already made of [A-Za-z0-9._@-] keep the file they always had.
+    for (const key of ["billing_web", "billing-web", "app@v2.1", "Billing_Web"])
+      expect(safeSegment(key)).toBe(key);
+    // Others: unsafe characters become `_`, then `~` and 10 hex digits of the SHA-256 of the key.
+    expect(safeSegment("billing web")).toBe(`billing_web~${sha10("billing web")}`);
+    expect(safeSegment("請求")).toBe(`__~${sha10("請求")}`);
+    const dir = await tempDir();
+    const sink = new FileSink({ dir });
+    const keys = ["billing web", "billing_web", "請求", "管理", "billing/web"];
+    for (const [i, key] of keys.entries())
+      await sink.write({ account_id: ACCOUNT, key }, record(`${CANARY}-${i}`));
+    for (const [i, key] of keys.entries()) {
+      expect((await sink.read({ account_id: ACCOUNT, key }))?.client_secret.reveal()).toBe(`${CANARY}-${i}`);
+    }
+    expect(new Set(keys.map((key) => sink.pathOf({ account_id: ACCOUNT, key }))).size).toBe(keys.length);
+    expect(await readdir(join(dir, ACCOUNT))).toHaveLength(keys.length);
+  });
+
+  it("refuses a key whose file or temp file name would pass 255 bytes, in the preflight too", async () => {
+    const dir = await tempDir();
+    const sink = new FileSink({ dir, format: "json" });
+    // `<key>.json` may take MAX_ATOMIC_NAME_BYTES: the temp file `.<name>.<pid>.<12 hex>.tmp` still fits.
+    const longest = { account_id: ACCOUNT, key: "k".repeat(MAX_ATOMIC_NAME_BYTES - ".json".length) };
+    await sink.checkWritable(longest);
+    // The preflight's probe (same name length, same directory) is gone, and no record was made.
+    expect(await readdir(join(dir, ACCOUNT))).toEqual([]);
+    await sink.write(longest, record());
+    expect((await sink.read(longest))?.client_secret.reveal()).toBe(CANARY);
+    for (const key of ["k".repeat(MAX_ATOMIC_NAME_BYTES - ".json".length + 1), "n".repeat(240)]) {
+      const address = { account_id: ACCOUNT, key };
+      await expect(sink.checkWritable(address)).rejects.toMatchObject({ code: "E_SINK_KEY" });
+      await expect(sink.write(address, record())).rejects.toMatchObject({ code: "E_SINK_KEY" });
+    }
+    for (const key of [".", ".."]) {
+      await expect(sink.checkWritable({ account_id: ACCOUNT, key })).rejects.toMatchObject({
+        code: "E_SINK_KEY",
+      });
+    }
+    expect(await readdir(join(dir, ACCOUNT))).toEqual([`${longest.key}.json`]);
+  });
+
+  it("the preflight refuses a key whose place holds something that is not a readable file", async () => {
+    const dir = await tempDir();
+    const sink = new FileSink({ dir });
+    const address = { account_id: ACCOUNT, key: "web" };
+    // A directory in the record's place: rename over it would fail after the secret was minted.
+    await mkdir(sink.pathOf(address), { recursive: true });
+    await expect(sink.checkWritable(address)).rejects.toMatchObject({ code: "E_SINK_NOT_WRITABLE" });
+    await sink.checkWritable({ account_id: ACCOUNT, key: "other" });
   });
 });
 
@@ -197,14 +257,37 @@ describe("file sink: age encryption", () => {
     }
   });
 
-  it("cannot read back without an identity, says so, and still writes", async () => {
+  it("cannot read back without an identity: the preflight refuses it, read says so, write still works", async () => {
     const dir = await tempDir();
     const { recipient } = await keys(dir);
     const sink = new FileSink({ dir: join(dir, "out"), age_recipients: [recipient] });
     const address = { account_id: ACCOUNT, key: "k" };
-    await sink.checkWritable(address);
+    await expect(sink.checkWritable(address)).rejects.toMatchObject({ code: "E_SINK_NEEDS_IDENTITY" });
     await sink.write(address, record(CANARY));
     await expect(sink.read(address)).rejects.toMatchObject({ code: "E_SINK_NEEDS_IDENTITY" });
+  });
+
+  it("the preflight proves read-back: an identity that opens none of the files is refused before any write", async () => {
+    const dir = await tempDir();
+    const { recipient, identity } = await keys(dir);
+    const wrong = await keys(await tempDir());
+    const address = { account_id: ACCOUNT, key: "k" };
+    const sink = new FileSink({
+      dir: join(dir, "out"),
+      age_recipients: [recipient],
+      age_identity_file: wrong.identity,
+    });
+    const error = await sink.checkWritable(address).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "E_SINK_NOT_WRITABLE" });
+    expect((error as Error).message).toContain("read back");
+    expect(await readdir(join(dir, "out", ACCOUNT))).toEqual([]);
+    const right = new FileSink({
+      dir: join(dir, "out"),
+      age_recipients: [recipient],
+      age_identity_file: identity,
+    });
+    await right.checkWritable(address);
+    expect(await readdir(join(dir, "out", ACCOUNT))).toEqual([]);
   });
 
   it("fails to decrypt with the wrong identity, and the preflight catches a missing identity file", async () => {

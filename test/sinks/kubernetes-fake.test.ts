@@ -75,6 +75,35 @@ describe("kubernetes fake", () => {
     });
   });
 
+  it("dryRun=All checks a write as a real one and stores nothing; another dryRun value is 400", async () => {
+    const dry = await call("POST", `${SECRETS}?dryRun=All`, secret("dry-run"));
+    expect(dry.status).toBe(201);
+    expect(dry.body.metadata).toMatchObject({ name: "dry-run", resourceVersion: "" });
+    expect(fake.getSecret("apps", "dry-run")).toBeUndefined();
+    expect((await call("POST", `${SECRETS}?dryRun=All`, secret("Not_A_Name"))).status).toBe(422);
+    expect((await call("POST", `${SECRETS}?dryRun=All`, secret("x"), "getter")).status).toBe(403);
+    expect((await call("POST", `${SECRETS}?dryRun=yes`, secret("dry-run"))).body).toMatchObject({
+      reason: "BadRequest",
+      code: 400,
+    });
+    const created = (await call("POST", SECRETS, secret("dry-put"))).body;
+    const put = await call(
+      "PUT",
+      `${SECRETS}/dry-put?dryRun=All`,
+      secret("dry-put", { metadata: { name: "dry-put", resourceVersion: created.metadata.resourceVersion } }),
+    );
+    expect(put.status).toBe(200);
+    expect(fake.getSecret("apps", "dry-put")?.metadata.resourceVersion).toBe(
+      created.metadata.resourceVersion,
+    );
+    const stale = await call(
+      "PUT",
+      `${SECRETS}/dry-put?dryRun=All`,
+      secret("dry-put", { metadata: { name: "dry-put", resourceVersion: "1" } }),
+    );
+    expect(stale.status).toBe(409);
+  });
+
   it("updates only with the current resourceVersion: stale or missing is 409 Conflict", async () => {
     const created = (await call("POST", SECRETS, secret("rv"))).body;
     const rv = created.metadata.resourceVersion as string;

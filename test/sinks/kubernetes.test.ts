@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,6 +13,8 @@ const CANARY = "canary-k8s-0c7e19ab";
 const OTHER_ACCOUNT = "fedcba9876543210fedcba9876543210";
 const address = (key: string) => ({ account_id: ACCOUNT, key });
 const b64 = (s: string) => Buffer.from(s).toString("base64");
+/** The documented hash suffix, computed here on its own: 10 hex digits of SHA-256. */
+const sha10 = (key: string) => createHash("sha256").update(key, "utf8").digest("hex").slice(0, 10);
 
 let fake: KubernetesFake;
 let dir: string;
@@ -171,6 +174,48 @@ describe("kubernetes sink", () => {
     await sink().checkWritable(address("nope"));
   });
 
+  it("gives non-Latin keys distinct Secret names, each holding its own record", async () => {
+    const s = sink();
+    expect(s.nameOf(address("請求"))).toBe(`oauth-${sha10("請求")}`);
+    expect(s.nameOf(address("管理"))).toBe(`oauth-${sha10("管理")}`);
+    expect(s.nameOf(address("billing web"))).toBe(`oauth-billing-web-${sha10("billing web")}`);
+    for (const key of ["請求", "管理", "billing web"]) {
+      await s.checkWritable(address(key));
+      await s.write(address(key), record(`${CANARY}-${key}`));
+    }
+    for (const key of ["請求", "管理", "billing web"]) {
+      expect((await s.read(address(key)))?.client_secret.reveal()).toBe(`${CANARY}-${key}`);
+    }
+  });
+
+  it("the preflight sends the write as a server-side dry run: a refused write is found, nothing is stored", async () => {
+    const s = sink();
+    const start = fake.requests.length;
+    await s.checkWritable(address("dry"));
+    expect(fake.getSecret("apps", "oauth-dry")).toBeUndefined();
+    expect(fake.requests.slice(start).filter((r) => r.dry_run)).toEqual([
+      { method: "POST", path: "/api/v1/namespaces/apps/secrets", status: 201, dry_run: true },
+    ]);
+    // An existing Secret: the dry run is a PUT carrying its resourceVersion, and changes nothing.
+    await s.write(address("dry"), record(CANARY));
+    const stored = fake.getSecret("apps", "oauth-dry");
+    const next = fake.requests.length;
+    await s.checkWritable(address("dry"));
+    expect(fake.requests.slice(next).filter((r) => r.dry_run)).toEqual([
+      { method: "PUT", path: "/api/v1/namespaces/apps/secrets/oauth-dry", status: 200, dry_run: true },
+    ]);
+    expect(fake.getSecret("apps", "oauth-dry")).toEqual(stored);
+    // Admission (a policy, a quota) refuses writes: RBAC allows them, yet the preflight fails.
+    fake.refuseWrites = "secrets need a team label";
+    try {
+      const error = await s.checkWritable(address("dry-refused")).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: "E_SINK_NOT_WRITABLE" });
+      expect((error as Error).message).toContain("secrets need a team label");
+    } finally {
+      fake.refuseWrites = null;
+    }
+  });
+
   it("reports a rejected token as E_SINK_AUTH and a missing token file clearly", async () => {
     await writeFile(join(dir, "bogus"), "bogus");
     await expect(sink({ token_file: join(dir, "bogus") }).read(address("x"))).rejects.toMatchObject({
@@ -184,9 +229,15 @@ describe("kubernetes sink", () => {
   });
 
   it("derives DNS-1123 names, and needs an API server when not in a pod", () => {
-    expect(kubernetesName("cf-", "Billing Web/v2.1_x")).toBe("cf-billing-web-v2-1-x");
+    expect(kubernetesName("cf-", "Billing Web/v2.1_x")).toBe(
+      `cf-billing-web-v2-1-x-${sha10("Billing Web/v2.1_x")}`,
+    );
+    expect(kubernetesName("cf-", "Billing_Web.v2")).toBe("cf-billing-web-v2");
     expect(kubernetesName("", "--x--")).toBe("x");
     expect(kubernetesName("", "k".repeat(300))).toHaveLength(253);
+    const long = kubernetesName("", `${"k".repeat(300)} x`);
+    expect(long).toHaveLength(253);
+    expect(long.endsWith(`-${sha10(`${"k".repeat(300)} x`)}`)).toBe(true);
     expect(() => kubernetesName("", "__")).toThrow(expect.objectContaining({ code: "E_SINK_KEY" }));
     expect(() => new KubernetesSink({ namespace: "apps", env: {} })).toThrow(
       expect.objectContaining({ code: "E_SINK_CONFIG" }),

@@ -160,6 +160,32 @@ describe("vault sink", () => {
     expect(invalid).toMatchObject({ code: "E_SINK_NOT_WRITABLE" });
   });
 
+  it("the preflight reads the exact key: a mount no KV engine serves is refused even for a root token", async () => {
+    const root = sink({ env: { VAULT_TOKEN: "root" } });
+    await root.checkWritable(address("root-ok"));
+    const wrongMount = sink({ env: { VAULT_TOKEN: "root" }, mount: "kv2" });
+    const error = await wrongMount.checkWritable(address("root-ok")).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "E_SINK_NOT_WRITABLE" });
+    expect((error as Error).message).toContain("no KV version 2 engine serves kv2/data/cf/");
+    // The preflight wrote nothing.
+    expect(fake.inspect("kv", `cf/${ACCOUNT}/root-ok`)).toBeNull();
+  });
+
+  it("gives keys outside the safe set their own path: `billing web` and `billing_web` never share one", async () => {
+    const s = sink();
+    for (const key of ["billing web", "billing_web", "請求", "管理"]) {
+      await s.checkWritable(address(key));
+      await s.write(address(key), record(`${CANARY}-${key}`));
+    }
+    for (const key of ["billing web", "billing_web", "請求", "管理"]) {
+      expect((await s.read(address(key)))?.client_secret.reveal()).toBe(`${CANARY}-${key}`);
+    }
+    expect(s.secretPath(address("billing_web"))).toBe(`cf/${ACCOUNT}/billing_web`);
+    expect(s.secretPath(address("billing web"))).toMatch(
+      new RegExp(`^cf/${ACCOUNT}/billing_web~[0-9a-f]{10}$`),
+    );
+  });
+
   it("still succeeds, and warns, when only the metadata write is refused", async () => {
     const { logger, lines } = captureLogger();
     const { version } = await sink({ env: { VAULT_TOKEN: "data-only" }, logger }).write(
