@@ -26,6 +26,11 @@ export const API_ERROR_CODES = [
   "E_API_ABORTED",
   /** A 2xx body that breaks the contract in schemas.ts. */
   "E_API_SCHEMA",
+  /**
+   * A list answer whose `result_info.total_count` disagrees with the number of results in it: a failed
+   * read (retried, then transient), never a view to plan from.
+   */
+  "E_API_LIST_COUNT_MISMATCH",
   /** A rotate_secret may have succeeded but its answer was lost: the new secret is unknown. */
   "E_ROTATE_AMBIGUOUS",
   /** A create may have succeeded but the client could not check whether it did. */
