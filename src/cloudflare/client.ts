@@ -124,6 +124,7 @@ export class CloudflareApi implements OAuthClientsReader, OAuthClientsWriter, Ap
         path,
         result: liveClientListSchema,
         map: identity,
+        verify: (clients, info) => countMismatch(clients.length, info),
         idempotent: true,
       },
       opts,
@@ -367,6 +368,21 @@ export function createReader(options: ClientOptions): ReaderHandle {
     budget: api.budget,
     close: () => api.close(),
   });
+}
+
+/**
+ * A list whose `result_info.total_count` (when present) is not the number of clients it holds left
+ * clients out, or holds a page of a longer list: either way it is not the account's whole list, and a
+ * reconcile planned from it would re-create (or prune) what it did not see. The list is one page
+ * (API-NOTES.md, "Endpoints"), so `total_count` must equal its length.
+ */
+export function countMismatch(
+  length: number,
+  info: Readonly<Record<string, unknown>> | undefined,
+): string | null {
+  const total = info?.["total_count"];
+  if (typeof total !== "number" || !Number.isFinite(total) || total === length) return null;
+  return `the list holds ${length} ${length === 1 ? "client" : "clients"} but result_info.total_count says ${total}; the answer is incomplete, nothing is planned from it`;
 }
 
 function identity<T>(value: T): T {

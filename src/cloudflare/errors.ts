@@ -32,6 +32,11 @@ export const API_ERROR_CODES = [
    * been applied, so it is also ambiguous.
    */
   "E_API_TOO_LARGE",
+  /**
+   * A list answer whose `result_info.total_count` disagrees with the number of results in it: a failed
+   * read (retried, then transient), never a view to plan from.
+   */
+  "E_API_LIST_COUNT_MISMATCH",
   /** A rotate_secret may have succeeded but its answer was lost: the new secret is unknown. */
   "E_ROTATE_AMBIGUOUS",
   /** A create may have succeeded but the client could not check whether it did. */

@@ -64,6 +64,11 @@ export interface CallSpec<S, R> {
   /** Schema of the envelope's `result`. */
   result: z.ZodType<S>;
   map: (result: S) => R;
+  /**
+   * Checks a 2xx answer beyond its schema (a list's `result_info.total_count`): returns what is wrong,
+   * or null. A failed check is a failed read, E_API_LIST_COUNT_MISMATCH, retried like a 5xx.
+   */
+  verify?: (result: S, resultInfo: Readonly<Record<string, unknown>> | undefined) => string | null;
   /** Safe to send twice with the same effect (GET, PATCH). */
   idempotent: boolean;
   /**
@@ -301,6 +306,15 @@ export class Transport {
           cfErrors,
           attempts: attempt,
         },
+      );
+      return { ok: false, error };
+    }
+    const problem = spec.verify?.(parsed.data.result as S, parsed.data.result_info) ?? null;
+    if (problem !== null) {
+      const error = new CloudflareApiError(
+        "E_API_LIST_COUNT_MISMATCH",
+        `${spec.method} ${spec.path}: ${problem}`,
+        { ...where(spec), status, retryable: true, attempts: attempt },
       );
       return { ok: false, error };
     }

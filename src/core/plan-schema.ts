@@ -125,7 +125,7 @@ export const planSchema = z.object({
     ok: z.boolean(),
     violations: z.array(
       z.object({
-        rule: z.enum(["max-deletes", "max-change-percent", "empty-desired"]),
+        rule: z.enum(["max-deletes", "max-change-percent", "empty-desired", "owned-vanished"]),
         message: z.string(),
         account_id: z.string().optional(),
         count: z.number(),

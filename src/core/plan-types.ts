@@ -104,7 +104,11 @@ export interface Adoption {
   client_name: string;
 }
 
-/** An inventory entry whose client no longer exists live: apply drops it from the inventory. */
+/**
+ * An inventory entry whose client no longer exists live: apply drops it from the inventory. The
+ * engine plans only from lists in which every owned client is either shown or confirmed gone by a
+ * 404 (engine/live.ts), so an entry lands here only on that confirmation, never on a list's omission.
+ */
 export interface StaleInventoryEntry {
   account_id: string;
   client_id: string;
@@ -120,7 +124,7 @@ export interface RotationItem {
   phase: "rotate" | "delete-old";
 }
 
-export type SafetyRule = "max-deletes" | "max-change-percent" | "empty-desired";
+export type SafetyRule = "max-deletes" | "max-change-percent" | "empty-desired" | "owned-vanished";
 
 export interface SafetyViolation {
   rule: SafetyRule;

@@ -151,10 +151,13 @@ function planAccount(accountId: string, input: PlanInput, acc: Accumulator): Acc
     tally: {
       account_id: accountId,
       live: live.length,
+      creates: 0,
       updates: 0,
       deletes: 0,
       prune_deletes: 0,
       present: list.filter((e) => e.ensure === "present").length,
+      owned: inventory.ownedIds.size,
+      vanished: inventory.stale.length,
     },
   };
   const match = matchAccount(list, liveIndex, inventory);
@@ -209,6 +212,7 @@ function planEntry(ctx: AccountContext, entry: DesiredClient, result: MatchResul
 
 function planCreate(ctx: AccountContext, desired: PreparedDesired): void {
   const { entry } = desired;
+  ctx.tally.creates++;
   ctx.acc.changes.push({
     kind: "create",
     account_id: ctx.accountId,

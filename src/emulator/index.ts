@@ -41,6 +41,12 @@ export interface EmulatorOptions {
   faultResetRate?: number;
   /** 0..1: share of successful mutations applied and then dropped before the response. */
   faultDropAfterCommitRate?: number;
+  /** 0..1: share of clients left out of each list answer (one seeded draw per client). */
+  listDropRate?: number;
+  /** Client ids always left out of list answers; GET still finds them. */
+  listDropIds?: string[];
+  /** Added to `result_info.total_count` of client list answers (a count that disagrees with the list). */
+  listTotalCountOffset?: number;
   /** A JSON scope catalogue replacing config/scopes.json. */
   scopesFile?: string;
   /** Clock for timestamps and rate windows (tests). */
@@ -98,6 +104,9 @@ function faultsFrom(options: EmulatorOptions): FaultSettings {
     fault5xxRate: options.fault5xxRate,
     faultResetRate: options.faultResetRate,
     faultDropAfterCommitRate: options.faultDropAfterCommitRate,
+    listDropRate: options.listDropRate,
+    listDropIds: options.listDropIds,
+    listTotalCountOffset: options.listTotalCountOffset,
   };
   try {
     return mergeFaultSettings(NO_FAULTS, patch);

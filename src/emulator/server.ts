@@ -3,7 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { MAX_BODY_BYTES, RESET_RESEEDS_PRNG } from "./behaviour.js";
 import { authorise, identifyCaller, type AuthConfig } from "./auth.js";
 import { ApiFailure, fail } from "./failure.js";
-import { mergeFaultSettings, roll, type FaultSettings } from "./faults.js";
+import { mergeFaultSettings, roll, shapeListAnswer, type FaultSettings } from "./faults.js";
 import type { StateFile } from "./persist.js";
 import { createStreams, type RandomStreams } from "./prng.js";
 import { RateLimiter, rateLimitHeaders, type RateLimitConfig } from "./ratelimit.js";
@@ -132,8 +132,12 @@ export class Emulator {
     const store = this.store;
     switch (match.route.action) {
       case "list": {
-        const clients = store.list(account_id);
-        return { value: clients, info: pageInfo(clients.length) };
+        const answer = shapeListAnswer(store.list(account_id), this.faults, this.#streams.faults);
+        if (answer.dropped > 0) this.stats.recordListDrop(answer.dropped);
+        return {
+          value: answer.clients,
+          info: { ...pageInfo(answer.clients.length), total_count: answer.totalCount },
+        };
       }
       case "create": {
         const { client, client_secret } = store.create(account_id, parseJson(body));

@@ -16,7 +16,8 @@ export interface StatsSnapshot {
   by_status: Record<string, number>;
   /** Route template -> status -> count. */
   by_route_status: Record<string, Record<string, number>>;
-  faults: { error_5xx: number; reset: number; drop_after_commit: number };
+  /** `list_dropped`: clients left out of list answers by the list faults (faults.ts). */
+  faults: { error_5xx: number; reset: number; drop_after_commit: number; list_dropped: number };
 }
 
 /** Mutable counters. */
@@ -38,6 +39,11 @@ export class Stats {
     bump((s.by_route_status[route] ??= {}), status);
   }
 
+  /** Counts clients a list answer left out (the list request itself is recorded as a 200). */
+  recordListDrop(clients: number): void {
+    this.#s.faults.list_dropped += clients;
+  }
+
   snapshot(): StatsSnapshot {
     return structuredClone(this.#s);
   }
@@ -55,7 +61,7 @@ function emptyStats(): StatsSnapshot {
     by_route: {},
     by_status: {},
     by_route_status: {},
-    faults: { error_5xx: 0, reset: 0, drop_after_commit: 0 },
+    faults: { error_5xx: 0, reset: 0, drop_after_commit: 0, list_dropped: 0 },
   };
 }
 

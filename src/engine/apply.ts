@@ -3,6 +3,7 @@ import type { OAuthClientsReader, OAuthClientsWriter } from "../cloudflare/clien
 import type { LiveClient } from "../cloudflare/schemas.js";
 import type { Change, CreateChange, DeleteChange, Plan, UpdateChange } from "../core/plan-types.js";
 import type { SecretTarget } from "../core/model.js";
+import { clientKey } from "../core/rotation.js";
 import { GitOpsError, SinkError } from "../errors.js";
 import type { SecretSink } from "../sinks/types.js";
 import type { JournalStore } from "../state/journal.js";
@@ -111,6 +112,7 @@ export async function applyPlan(plan: Plan, deps: ApplyDeps): Promise<ApplyRepor
     for (const outcome of settled) if (outcome.status === "fulfilled") results.push(outcome.value);
   }
   await deps.inventory.flush();
+  await forgetJournalOfDeleted(results, deps);
   const failed = results.filter((r) => r.status === "failed").length;
   return { results, applied: results.length - failed, failed, adopted, forgotten };
 }
@@ -266,6 +268,25 @@ async function recordAdoptions(plan: Plan, deps: ApplyDeps): Promise<number> {
 async function forgetStaleEntries(plan: Plan, deps: ApplyDeps): Promise<number> {
   for (const stale of plan.stale_inventory) await deps.inventory.disown(stale.account_id, stale.client_id);
   return plan.stale_inventory.length;
+}
+
+/**
+ * A client this run deleted is confirmed gone (the DELETE succeeded, or answered 404): its journal
+ * records are moot and go now. Left in place, each would cost the next runs a GET to confirm what
+ * this run already knows (engine/live.ts looks up every journaled client a list does not show).
+ */
+async function forgetJournalOfDeleted(results: readonly ChangeResult[], deps: ApplyDeps): Promise<void> {
+  const deleted = new Set(
+    results
+      .filter((r) => r.kind === "delete" && r.status === "applied" && r.client_id)
+      .map((r) => clientKey(r.account_id, r.client_id!)),
+  );
+  if (deleted.size === 0) return;
+  for (const entry of await deps.journal.list()) {
+    if (entry.client_id && deleted.has(clientKey(entry.account_id, entry.client_id))) {
+      await deps.journal.remove(entry.id);
+    }
+  }
 }
 
 function failedResult(change: Change, reason: unknown): ChangeResult {

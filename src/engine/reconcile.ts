@@ -3,6 +3,7 @@ import type { OAuthClientsReader, OAuthClientsWriter } from "../cloudflare/clien
 import type { LiveClient } from "../cloudflare/schemas.js";
 import type { DesiredState, Inventory, Policy, RotationPolicy } from "../core/model.js";
 import { verifyPlanFresh } from "../core/checksum.js";
+import { expectedClients } from "../core/listing.js";
 import { accountsInScope, computePlan, planHasWork } from "../core/plan.js";
 import type { Plan } from "../core/plan-types.js";
 import { computeRotations, rotationStatus, type RotationInput } from "../core/rotation.js";
@@ -59,8 +60,9 @@ export interface ReconcileResult {
 
 /**
  * One reconcile, as a straight line (ExternalDNS `controller.RunOnce`): read the inventory, list
- * the live clients of every account in scope, compute the plan, check it, apply it. The plan is
- * computed by the pure core; everything here is I/O and decisions about I/O.
+ * the live clients of every account in scope (each owned client either listed or confirmed gone:
+ * engine/live.ts), compute the plan, check it, apply it. The plan is computed by the pure core;
+ * everything here is I/O and decisions about I/O.
  */
 export async function reconcileOnce(
   deps: ReconcileDeps,
@@ -79,7 +81,17 @@ async function reconcileLocked(deps: ReconcileDeps, options: ReconcileOptions): 
   const log = deps.logger.child({ component: "reconcile" });
   let inventory = await deps.inventoryStore.load();
   const accounts = accountsInScope(options.desired.accounts, inventory);
-  let live = await listLiveClients(deps.reader, accounts, options.signal);
+  // Every client the tool has a record of must be listed or confirmed gone by a GET (core/listing.ts):
+  // the expectations are read before the list, so none of them can be newer than the answer.
+  const readLive = async (owned: Inventory) =>
+    listLiveClients(
+      deps.reader,
+      accounts,
+      options.signal,
+      expectedClients(accounts, options.desired, owned, await deps.journal.list()),
+    );
+  let view = await readLive(inventory);
+  let live = view.clients;
   // Crash recovery first (issue #4): creates whose answer was lost, secrets minted but not published.
   const recorder = new InventoryRecorder(deps.inventoryStore, inventory);
   let resumed: SecretOpResult[] = [];
@@ -95,12 +107,13 @@ async function reconcileLocked(deps: ReconcileDeps, options: ReconcileOptions): 
         now: deps.now,
         ...(options.signal ? { signal: options.signal } : {}),
       },
-      { finishDueDeletions: false, live },
+      { finishDueDeletions: false, live, gone: view.gone },
     );
     resumed = report.results;
     if (report.changed) {
       inventory = recorder.current;
-      live = await listLiveClients(deps.reader, accounts, options.signal);
+      view = await readLive(inventory);
+      live = view.clients;
     }
   }
   const computed = computePlan({

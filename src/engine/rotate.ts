@@ -4,6 +4,7 @@ import { isApiError } from "../cloudflare/errors.js";
 import type { LiveClient } from "../cloudflare/schemas.js";
 import type { DesiredState, Inventory, RotationPolicy, SecretTarget } from "../core/model.js";
 import type { CreateChange } from "../core/plan-types.js";
+import { expectedClients } from "../core/listing.js";
 import { accountsInScope } from "../core/plan.js";
 import {
   type ClientRotationStatus,
@@ -145,6 +146,11 @@ export interface ResumeOptions {
   finishDueDeletions: boolean;
   /** Live clients per account as just listed; accounts missing here are listed when needed. */
   live?: ReadonlyMap<string, readonly LiveClient[]>;
+  /**
+   * Per account, clients a GET answered 404 for (engine/live.ts): their journal entries are dropped.
+   * Absence from `live` alone never drops an entry: a list answer can leave clients out.
+   */
+  gone?: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
 export interface ResumeReport {
@@ -159,7 +165,7 @@ export interface ResumeReport {
  * Blocked entries (a rotation whose new secret was lost) are reported, not touched.
  */
 export async function resumeJournal(deps: SecretDeps, options: ResumeOptions): Promise<ResumeReport> {
-  const entries = await compactJournal(deps.journal, options.live);
+  const entries = await compactJournal(deps.journal, options.gone);
   const listed = new Map(options.live ?? []);
   for (const entry of entries) {
     if (entry.client_id === null && entry.step === "intent" && !listed.has(entry.account_id)) {
@@ -212,14 +218,16 @@ export async function resumeJournal(deps: SecretDeps, options: ResumeOptions): P
 
 /**
  * Drops done entries superseded by a newer one for the same client (the newest stays as its record),
- * and every entry, finished or not, of a client that no longer exists in an account just listed: a
- * deleted client has no secret anyone could use, so a blocked or half-done operation on it is moot
- * (and would otherwise block every later run). The list is taken at the start of the run under the
- * journal lock, so no entry of this run can be mistaken for one of a vanished client.
+ * and every entry, finished or not, of a client confirmed gone (a GET answered 404 at the start of
+ * the run: engine/live.ts): a deleted client has no secret anyone could use, so a blocked or half-done
+ * operation on it is moot (and would otherwise block every later run). A client a list merely left
+ * out keeps its entries: a minted secret waiting in the journal may be the only copy. The lookups are
+ * made at the start of the run under the journal lock, so no entry of this run can be mistaken for one
+ * of a vanished client.
  */
 async function compactJournal(
   journal: JournalStore,
-  live: ReadonlyMap<string, readonly LiveClient[]> | undefined,
+  gone: ReadonlyMap<string, ReadonlySet<string>> | undefined,
 ): Promise<JournalEntry[]> {
   const entries = await journal.list();
   const newestDone = new Map<string, string>();
@@ -228,9 +236,7 @@ async function compactJournal(
   }
   const kept: JournalEntry[] = [];
   for (const e of entries) {
-    const listed = live?.get(e.account_id);
-    const vanished =
-      e.client_id !== null && listed !== undefined && !listed.some((c) => c.client_id === e.client_id);
+    const vanished = e.client_id !== null && gone?.get(e.account_id)?.has(e.client_id) === true;
     const superseded =
       vanished ||
       (e.step === "done" &&
@@ -298,9 +304,17 @@ async function rotateLocked(deps: RotateDeps, options: RotateOptions): Promise<R
   const inventory = new InventoryRecorder(deps.inventoryStore, await deps.inventoryStore.load());
   const secretDeps: SecretDeps = { ...deps, inventory };
   const accounts = accountsInScope(options.desired.accounts, inventory.current);
-  let live = await listLiveClients(deps.reader, accounts, deps.signal);
-  const resumed = await resumeJournal(secretDeps, { finishDueDeletions: true, live });
-  if (resumed.changed) live = await listLiveClients(deps.reader, accounts, deps.signal);
+  const readLive = async () =>
+    listLiveClients(
+      deps.reader,
+      accounts,
+      deps.signal,
+      expectedClients(accounts, options.desired, inventory.current, await deps.journal.list()),
+    );
+  const first = await readLive();
+  let live = first.clients;
+  const resumed = await resumeJournal(secretDeps, { finishDueDeletions: true, live, gone: first.gone });
+  if (resumed.changed) live = (await readLive()).clients;
 
   const entries = await deps.journal.list();
   const view = journalView(entries);
@@ -343,13 +357,15 @@ export async function readRotationStatus(
   options: Pick<RotateOptions, "desired" | "defaults">,
 ): Promise<ClientRotationStatus[]> {
   const inventory = await deps.inventoryStore.load();
+  const accounts = accountsInScope(options.desired.accounts, inventory);
+  const entries = await deps.journal.list();
   const live = await listLiveClients(
     deps.reader,
-    accountsInScope(options.desired.accounts, inventory),
+    accounts,
     deps.signal,
+    expectedClients(accounts, options.desired, inventory, entries),
   );
-  const view = journalView(await deps.journal.list());
-  return readStatuses(deps, options, live, inventory, view);
+  return readStatuses(deps, options, live.clients, inventory, journalView(entries));
 }
 
 /** Statuses with the sinks' `issued_at` read for every rotatable client (two passes, both pure). */

@@ -1,5 +1,6 @@
 import { inspect } from "node:util";
 import { describe, expect, it } from "vitest";
+import { countMismatch } from "../../src/cloudflare/client.js";
 import { CloudflareApiError, createClient } from "../../src/cloudflare/index.js";
 import { Secret } from "../../src/secret.js";
 import { startTestEmulator } from "../helpers/emulator.js";
@@ -14,6 +15,7 @@ import {
   rejection,
   routeStats,
   secretIsValid,
+  setFaults,
   stats,
   WRITE_TOKEN,
   writer,
@@ -174,6 +176,42 @@ describe("error mapping", () => {
     } finally {
       await Promise.all([ro.close(), roWriter.close(), bad.close()]);
     }
+  });
+
+  it("fails a list whose result_info.total_count disagrees with it: E_API_LIST_COUNT_MISMATCH, transient, retried", async () => {
+    const emu = await startTestEmulator({ listTotalCountOffset: 1 });
+    const api = writer(emu);
+    try {
+      await api.createClient(ACCOUNT, body("one"), { existingClientIds: [] });
+      const error = await rejection(api.listClients(ACCOUNT));
+      expect(error).toBeInstanceOf(CloudflareApiError);
+      expect(error).toMatchObject({
+        code: "E_API_LIST_COUNT_MISMATCH",
+        retryable: true,
+        disposition: "transient",
+        attempts: 4,
+        route: CLIENTS_ROUTE,
+      });
+      expect(error.message).toContain("the list holds 1 client but result_info.total_count says 2");
+      expect((await routeStats(emu, `GET ${CLIENTS_ROUTE}`))["200"]).toBe(4);
+
+      // A count that agrees again reads normally; an answer without result_info is taken as it is.
+      await setFaults(emu, { listTotalCountOffset: 0 });
+      expect((await api.listClients(ACCOUNT)).map((c) => c.client_name)).toEqual(["one"]);
+    } finally {
+      await api.close();
+    }
+  });
+
+  it("countMismatch: only a numeric total_count that differs is a problem", () => {
+    expect(countMismatch(3, undefined)).toBeNull();
+    expect(countMismatch(3, { count: 3 })).toBeNull();
+    expect(countMismatch(3, { total_count: 3 })).toBeNull();
+    expect(countMismatch(0, { total_count: "3" })).toBeNull();
+    expect(countMismatch(0, { total_count: 3 })).toContain(
+      "holds 0 clients but result_info.total_count says 3",
+    );
+    expect(countMismatch(5, { total_count: 3 })).toContain("holds 5 clients");
   });
 
   it("rejects an empty id before sending anything", async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { LiveClient } from "../../src/cloudflare/schemas.js";
-import { evaluateSafety } from "../../src/core/safety.js";
+import { evaluateSafety, type AccountTally } from "../../src/core/safety.js";
 import { ACCOUNT_A, ACCOUNT_B, absent, desired, id, live, owned, planOf, policy } from "./fixtures.js";
 
 /** `n` live clients named c0..c(n-1), all owned. */
@@ -9,6 +9,22 @@ function fleet(n: number, account = ACCOUNT_A): { clients: LiveClient[]; inv: Re
     live(id(`${account.slice(0, 1)}c${i}x`), { client_name: `c${i}` }),
   );
   return { clients, inv: clients.map((c) => owned(c.client_id, c.client_name!)) };
+}
+
+/** One account's tally: zero everywhere but `fields`. */
+function tally(fields: Partial<AccountTally>): AccountTally {
+  return {
+    account_id: ACCOUNT_A,
+    live: 0,
+    creates: 0,
+    updates: 0,
+    deletes: 0,
+    prune_deletes: 0,
+    present: 0,
+    owned: 0,
+    vanished: 0,
+    ...fields,
+  };
 }
 
 describe("safety valves", () => {
@@ -52,7 +68,7 @@ describe("safety valves", () => {
     });
     expect(few.safety).toEqual({ ok: true, violations: [] });
     const verdict = evaluateSafety(
-      [{ account_id: ACCOUNT_A, live: 10, updates: 3, deletes: 0, prune_deletes: 0, present: 10 }],
+      [tally({ live: 10, updates: 3, present: 10 })],
       { max_deletes: 5, max_change_percent: 30, min_clients_for_percent: 10, allow_empty: false },
       false,
     );
@@ -61,7 +77,7 @@ describe("safety valves", () => {
 
   it("shows a decimal when rounding would hide the excess", () => {
     const verdict = evaluateSafety(
-      [{ account_id: ACCOUNT_A, live: 23, updates: 7, deletes: 0, prune_deletes: 0, present: 23 }],
+      [tally({ live: 23, updates: 7, present: 23 })],
       { max_deletes: 5, max_change_percent: 30, min_clients_for_percent: 10, allow_empty: false },
       false,
     );
@@ -142,6 +158,73 @@ describe("safety valves", () => {
     expect(plan.safety.violations.map((v) => [v.rule, v.overridden])).toEqual([
       ["max-deletes", true],
       ["empty-desired", true],
+    ]);
+  });
+
+  it("max-change-percent counts creates too, and says so", () => {
+    const { clients, inv } = fleet(10);
+    const plan = planOf({
+      desired: [
+        ...clients.map((c) => desired(c.client_name!)),
+        desired("new-1"),
+        desired("new-2"),
+        desired("new-3"),
+        desired("new-4"),
+      ],
+      live: { [ACCOUNT_A]: clients },
+      inventory: { [ACCOUNT_A]: inv },
+      policy: policy({ safety: { max_change_percent: 30, min_clients_for_percent: 10 } }),
+    });
+    expect(plan.summary).toMatchObject({ create: 4, update: 0, delete: 0 });
+    expect(plan.safety.violations).toEqual([
+      {
+        rule: "max-change-percent",
+        account_id: ACCOUNT_A,
+        count: 4,
+        limit: 30,
+        overridden: false,
+        message:
+          "account aaaaaaaa…: 4 changes (4 to create, 0 to update, 0 to delete) against 10 live clients (40%); the limit is 30% once an account has 10 or more; use --force to apply anyway",
+      },
+    ]);
+    // Three creates (30%) are at the limit, not over it.
+    expect(evaluateSafety([tally({ live: 10, creates: 3 })], policy().safety, false).ok).toBe(true);
+  });
+
+  it("owned-vanished: most owned clients confirmed gone at once is refused, whatever min_clients_for_percent", () => {
+    const { clients, inv } = fleet(3);
+    // The inventory owns three; only one is still live: two are gone (the plan's stale entries).
+    const plan = planOf({
+      desired: clients.map((c) => desired(c.client_name!)),
+      live: { [ACCOUNT_A]: clients.slice(0, 1) },
+      inventory: { [ACCOUNT_A]: inv },
+      policy: policy({ safety: { min_clients_for_percent: 100 } }),
+    });
+    expect(plan.stale_inventory.map((s) => s.client_name)).toEqual(["c1", "c2"]);
+    expect(plan.safety).toEqual({
+      ok: false,
+      violations: [
+        {
+          rule: "owned-vanished",
+          account_id: ACCOUNT_A,
+          count: 2,
+          limit: 50,
+          overridden: false,
+          message:
+            "account aaaaaaaa…: 2 of the 3 clients this tool owns (66.7%) are gone (a GET of each answered 404); more than 50% vanishing at once is refused, so check the account and the credentials, then use --force to forget them (and re-create what the desired state still names)",
+        },
+      ],
+    });
+    const forced = evaluateSafety([tally({ owned: 3, vanished: 2 })], policy().safety, true);
+    expect(forced).toMatchObject({ ok: true, violations: [{ rule: "owned-vanished", overridden: true }] });
+  });
+
+  it("owned-vanished: half or fewer gone, or nothing owned, passes", () => {
+    const safety = policy().safety;
+    expect(evaluateSafety([tally({ owned: 4, vanished: 2 })], safety, false).ok).toBe(true);
+    expect(evaluateSafety([tally({ owned: 0, vanished: 0 })], safety, false).ok).toBe(true);
+    expect(evaluateSafety([tally({ owned: 1, vanished: 1 })], safety, false).violations).toEqual([
+      expect.objectContaining({ rule: "owned-vanished", count: 1 }),
     ]);
   });
 });

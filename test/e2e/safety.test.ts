@@ -17,8 +17,8 @@ import {
 /**
  * Safety valves end to end (README, "Ownership, prune and safety valves"): a refused plan exits 3 with
  * the numbers in the message and applies nothing; `--force` applies it; the percentage valve only
- * counts once an account has `min_clients_for_percent` clients; an empty desired set never deletes
- * unless `allow_empty`.
+ * counts once an account has `min_clients_for_percent` clients, and counts creates as well as updates
+ * and deletes; an empty desired set never deletes unless `allow_empty`.
  */
 
 const FOUR = ["a", "b", "c", "d"];
@@ -129,12 +129,12 @@ describe("max_change_percent and min_clients_for_percent", () => {
     expect((await ws.run("apply")).code).toBe(0);
   });
 
-  it("deletes count toward the percentage, creates do not", async () => {
+  it("creates, updates and deletes all count toward the percentage", async () => {
     const ws = await fourOwned({
       prune: "owned",
-      safety: { max_change_percent: 25, min_clients_for_percent: 4, max_deletes: 10 },
+      safety: { max_change_percent: 100, min_clients_for_percent: 4, max_deletes: 10 },
     });
-    // One update and one delete of four (50% > 25%), plus three creates that must not count.
+    // One update, one delete and three creates against four live clients: 125% > 100%.
     await ws.writeDesired("apps.yaml", ACCOUNT_A, [
       ...withChanged(["a"]).filter((c) => c["client_name"] !== "d"),
       confidential("e"),
@@ -143,8 +143,18 @@ describe("max_change_percent and min_clients_for_percent", () => {
     ]);
     const plan: Plan = await ws.planJson(3);
     expect(plan.summary).toMatchObject({ create: 3, update: 1, delete: 1 });
-    expect(plan.safety.violations.map((v) => [v.rule, v.count])).toEqual([["max-change-percent", 2]]);
-    expect((await ws.run("apply")).code).toBe(3);
+    expect(plan.safety.violations).toEqual([
+      expect.objectContaining({
+        rule: "max-change-percent",
+        count: 5,
+        message: expect.stringContaining(
+          "5 changes (3 to create, 1 to update, 1 to delete) against 4 live clients (125%); the limit is 100%",
+        ),
+      }),
+    ]);
+    const { value, delta } = await measure(ws.emu, () => ws.run("apply"));
+    expect(value.code).toBe(3);
+    expect(Object.keys(delta.by_method)).toEqual(["GET"]);
     expect(names(await liveClients(ws.emu, ACCOUNT_A))).toEqual(FOUR);
   });
 });

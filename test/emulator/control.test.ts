@@ -33,7 +33,7 @@ describe("control endpoints", () => {
         "GET /oauth/scopes": { "200": 1 },
         "GET /accounts/:account_id/oauth_clients": { "429": 1 },
       },
-      faults: { error_5xx: 0, reset: 0, drop_after_commit: 0 },
+      faults: { error_5xx: 0, reset: 0, drop_after_commit: 0, list_dropped: 0 },
     });
   });
 

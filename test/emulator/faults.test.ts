@@ -98,6 +98,9 @@ describe("faults", () => {
       fault5xxRate: 1,
       faultResetRate: 1,
       faultDropAfterCommitRate: 0,
+      listDropRate: 0,
+      listDropIds: [],
+      listTotalCountOffset: 0,
     });
   });
 
@@ -112,5 +115,55 @@ describe("faults", () => {
     });
     expect(bad.status).toBe(400);
     expect((await control<{ faultResetRate: number }>(emu, "GET", "faults")).faultResetRate).toBe(0);
+  });
+
+  it("list faults: named ids and a rate leave clients out of list answers, never out of GET", async () => {
+    const emu = await startTestEmulator({ seed: 7 });
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++)
+      ids.push((await createClient(emu, ACCOUNT_A, { client_name: `c${i}` })).client_id);
+    await control(emu, "POST", "faults", { listDropIds: [ids[1], ids[4]] });
+    const reply = await call<Client[]>(emu, "GET", CLIENTS);
+    expect(reply.body.success).toBe(true);
+    expect(reply.body.result.map((c) => c.client_id)).toEqual([ids[0], ids[2], ids[3], ids[5]]);
+    // The count agrees with the shortened answer: the drop alone is not given away by result_info.
+    expect(reply.body.result_info).toMatchObject({ count: 4, total_count: 4 });
+    expect((await call(emu, "GET", `${CLIENTS}/${ids[1]}`)).status).toBe(200);
+
+    await control(emu, "POST", "faults", { listDropIds: [], listDropRate: 1 });
+    expect(await listed(emu)).toEqual([]);
+    const stats = await control<{ faults: { list_dropped: number } }>(emu, "GET", "stats");
+    expect(stats.faults.list_dropped).toBe(2 + 6);
+  });
+
+  it("list faults: a drop rate replays the same answers for the same seed", async () => {
+    const run = async (seed: number) => {
+      const emu = await startTestEmulator({ seed });
+      for (let i = 0; i < 12; i++) await createClient(emu, ACCOUNT_A, { client_name: `c${i}` });
+      await control(emu, "POST", "faults", { listDropRate: 0.5 });
+      const answers: string[][] = [];
+      for (let i = 0; i < 4; i++) answers.push((await listed(emu)).map((c) => c.client_name as string));
+      return answers;
+    };
+    const first = await run(3);
+    expect(await run(3)).toEqual(first);
+    const lengths = first.map((a) => a.length);
+    expect(lengths.some((n) => n > 0 && n < 12)).toBe(true);
+  });
+
+  it("list faults: total_count offset, and settings are checked", async () => {
+    const emu = await startTestEmulator({ listTotalCountOffset: 2 });
+    await createClient(emu, ACCOUNT_A, { client_name: "one" });
+    const reply = await call<Client[]>(emu, "GET", CLIENTS);
+    expect(reply.body.result).toHaveLength(1);
+    expect(reply.body.result_info).toMatchObject({ count: 1, total_count: 3 });
+    for (const bad of [{ listDropIds: "x" }, { listDropRate: 1.5 }, { listTotalCountOffset: 0.5 }]) {
+      const res = await fetch(`${emu.origin}/__emulator/faults`, {
+        method: "POST",
+        body: JSON.stringify(bad),
+      });
+      expect(res.status, JSON.stringify(bad)).toBe(400);
+    }
+    expect(await control(emu, "GET", "faults")).toMatchObject({ listTotalCountOffset: 2, listDropIds: [] });
   });
 });

@@ -220,6 +220,7 @@ function diffStats(before: StatsSnapshot, after: StatsSnapshot): StatsSnapshot {
       error_5xx: after.faults.error_5xx - before.faults.error_5xx,
       reset: after.faults.reset - before.faults.reset,
       drop_after_commit: after.faults.drop_after_commit - before.faults.drop_after_commit,
+      list_dropped: after.faults.list_dropped - before.faults.list_dropped,
     },
   };
 }
