@@ -89,20 +89,25 @@ describe("sink keys", () => {
   });
 });
 
+/** One age-encrypting file sink for `identity`'s recipient, reading back with ./age-key.txt. */
+async function ageFileSinks(identity: string): Promise<Record<string, Record<string, unknown>>> {
+  return {
+    default: {
+      type: "file",
+      dir: "./secrets",
+      age_recipients: [await identityToRecipient(identity)],
+      age_identity_file: "./age-key.txt",
+    },
+  };
+}
+
 describe("sink preflight proves the exact key can be written and read back", () => {
   it("an age identity that cannot open the files: apply sends no create, nothing waits in the journal", async () => {
     const emu = await startTestEmulator();
     const right = await generateX25519Identity();
     const wrong = await generateX25519Identity();
     const ws = await makeWorkspace(emu, {
-      sinks: {
-        default: {
-          type: "file",
-          dir: "./secrets",
-          age_recipients: [await identityToRecipient(right)],
-          age_identity_file: "./age-key.txt",
-        },
-      },
+      sinks: await ageFileSinks(right),
     });
     await writeFile(join(ws.dir, "age-key.txt"), `${wrong}\n`);
     await ws.writeDesired("apps.yaml", ACCOUNT_A, [confidential("web")]);
@@ -125,14 +130,7 @@ describe("sink preflight proves the exact key can be written and read back", () 
     const emu = await startTestEmulator();
     const right = await generateX25519Identity();
     const ws = await makeRotationWorkspace(emu, {
-      sinks: {
-        default: {
-          type: "file",
-          dir: "./secrets",
-          age_recipients: [await identityToRecipient(right)],
-          age_identity_file: "./age-key.txt",
-        },
-      },
+      sinks: await ageFileSinks(right),
     });
     await writeFile(join(ws.dir, "age-key.txt"), `${right}\n`);
     await ws.writeClients(["alpha"]);
