@@ -6,7 +6,7 @@
 #     -e CLOUDFLARE_API_TOKEN -p 9090:9090 cf-oauth-gitops
 #
 # BASE can be overridden (scripts/container-smoke.sh builds from a locally made base).
-ARG BASE=node:20-bookworm-slim
+ARG BASE=node:24-bookworm-slim
 
 FROM ${BASE} AS build
 WORKDIR /src

@@ -5,8 +5,9 @@
 #
 #   sudo scripts/container-smoke.sh
 #
-# 1. A base image standing in for node:20-bookworm-slim: a debootstrap'ed bookworm (minbase +
-#    ca-certificates) plus this machine's node and npm, committed as localhost/cfog-base:bookworm.
+# 1. A base image standing in for node:24-bookworm-slim: a debootstrap'ed bookworm (minbase +
+#    ca-certificates) plus this machine's node and npm (whatever their version), committed as
+#    localhost/cfog-base:bookworm.
 #    The rootfs tarball and the base image are cached under $CFOG_SMOKE_DIR (default
 #    /var/tmp/cfog-smoke), in a container store of their own, so a second run reuses them.
 # 2. `buildah bud --build-arg BASE=localhost/cfog-base:bookworm` of the repository's Dockerfile

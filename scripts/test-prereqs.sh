@@ -2,7 +2,8 @@
 # The programs the test suite runs for real, checked before anything else by `npm test`:
 #   pass, gpg (Debian package gnupg)  the exec sink with `pass` as its store
 #   age, age-keygen (package age)     the file sink's encryption
-#   git (package git)                 the daemon's git source
+#   git (package git)                 the daemon's git source, the CI kit's install step
+#   curl (package curl)               the CI kit's webhook step
 # All present: exit 0, silently. Missing, as root on a machine with apt-get: `apt-get update`, then
 # install the missing packages, then check again. Otherwise: stop at once (exit 1), naming the
 # programs and the packages to install; the suite would fail later and less clearly without them.
@@ -12,7 +13,7 @@
 set -euo pipefail
 
 # program:package
-TOOLS=(pass:pass gpg:gnupg age:age age-keygen:age git:git)
+TOOLS=(pass:pass gpg:gnupg age:age age-keygen:age git:git curl:curl)
 
 missing_programs=()
 missing_packages=()

@@ -1,116 +1,625 @@
 import { execFile } from "node:child_process";
-import { chmod, cp, mkdtemp, readFile, writeFile, mkdir } from "node:fs/promises";
+import { cp, readFile, readdir, realpath, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { control, READ_TOKEN, useEmulator } from "../helpers/emulator.js";
-import { ROOT } from "../e2e/support.js";
-import { programArgs } from "../helpers/program.js";
+import { ROOT, TSX_LOADER } from "../helpers/program.js";
+import { commitOfWorkingTree } from "./support/checkout.js";
+import { removeScratch, scratch } from "./support/scratch.js";
+import { startFakeGitHub, startFakeGitLab, type FakeGitHub, type FakeGitLab } from "./support/fake-forge.js";
+import {
+  bash,
+  lintWorkflow,
+  loadWorkflow,
+  runJob,
+  type ActionHandler,
+  type JobResult,
+  type Step,
+  type Workflow,
+} from "./support/workflow.js";
 
 /**
- * The CI kit's commands run for real: the shell of each step that calls `cf-oauth-gitops` is
- * executed with bash against the emulator and a READ-ONLY token, with `cf-oauth-gitops` on PATH as
- * a shim to this checkout. What a reviewer would see (the markdown plan, the exit-code decision) is
- * asserted, and the emulator proves nothing was written.
+ * The CI kit runs for real. Each GitHub workflow job is run step by step by test/ship/support/
+ * workflow.ts (conditions, env, bash with the runner's variables), its `actions/github-script` step
+ * by test/ship/support/github-script-host.ts against a fake GitHub REST API, and the GitLab job's
+ * script and after_script with bash against a fake GitLab API. The install step clones a commit of
+ * this working tree (test/ship/support/checkout.ts) and builds it, `cf-oauth-gitops` then runs from
+ * that install against the emulator with a READ-ONLY token; the emulator proves nothing was written.
+ * The install runs once per CI system; later runs of the same job stand in for that one step only.
+ * (The machine's Node runs the steps: `actions/setup-node`'s Node 24 is checked, not installed.)
  */
 const emulator = useEmulator();
+const MARKER = "<!-- cf-oauth-gitops-plan -->";
+const GOOD = "<!-- cf-oauth-gitops-plan:last-good -->";
+const GITHUB_TOKEN = "ghs_fake-github-token";
+const REPOSITORY = "acme/gitops";
+const PR = 7;
+const SHA1 = "1111111111111111111111111111111111111111";
+const SHA2 = "2222222222222222222222222222222222222222";
+const SHA3 = "3333333333333333333333333333333333333333";
+const HOST = join(ROOT, "test/ship/support/github-script-host.ts");
+const INSTALL = "Install cf-oauth-gitops";
 
-interface Step {
-  name?: string;
-  run?: string;
-}
+const cleanup: (() => Promise<void>)[] = [];
+afterAll(async () => {
+  for (const close of cleanup) await close();
+  await removeScratch();
+});
 
-async function workspace(): Promise<{ dir: string; bin: string }> {
-  const dir = await mkdtemp(join(tmpdir(), "cfog-ci-kit-"));
+async function workspace(): Promise<string> {
+  const dir = await scratch("cfog-ci-kit-");
   await cp(join(ROOT, "config/examples"), dir, { recursive: true });
-  const bin = join(dir, "bin");
-  await mkdir(bin);
-  const shim = join(bin, "cf-oauth-gitops");
-  await writeFile(
-    shim,
-    `#!/bin/sh\nexec "${process.execPath}" ${programArgs()
-      .map((a) => `"${a}"`)
-      .join(" ")} "$@"\n`,
-  );
-  await chmod(shim, 0o755);
-  return { dir, bin };
+  return dir;
 }
 
-function runBash(
-  script: string,
-  cwd: string,
-  env: NodeJS.ProcessEnv,
-): Promise<{ code: number; out: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      "bash",
-      ["-eo", "pipefail", "-c", script],
-      { cwd, env, maxBuffer: 8 << 20 },
-      (error, stdout, stderr) => {
-        resolve({
-          code: error ? (typeof error.code === "number" ? error.code : -1) : 0,
-          out: stdout + stderr,
-        });
+async function npmPrefix(): Promise<string> {
+  return scratch("cfog-npm-prefix-");
+}
+
+/** What every step starts from: the npm prefix the install writes to on PATH, the emulator as Cloudflare. */
+function baseEnv(prefix: string): Record<string, string> {
+  return {
+    PATH: `${prefix}/bin:${process.env["PATH"] ?? ""}`,
+    HOME: process.env["HOME"] ?? "",
+    TMPDIR: tmpdir(),
+    npm_config_prefix: prefix,
+    // The registry's tarballs are in the npm cache after `npm ci` in this checkout.
+    npm_config_prefer_offline: "true",
+    npm_config_update_notifier: "false",
+    CLOUDFLARE_BASE_URL: emulator().url,
+  };
+}
+
+async function writesTo(fn: () => Promise<void>): Promise<Record<string, number>> {
+  const before = await control<{ by_method: Record<string, number> }>(emulator(), "GET", "stats");
+  await fn();
+  const after = await control<{ by_method: Record<string, number> }>(emulator(), "GET", "stats");
+  const writes: Record<string, number> = {};
+  for (const m of ["POST", "PATCH", "PUT", "DELETE"])
+    writes[m] = (after.by_method[m] ?? 0) - (before.by_method[m] ?? 0);
+  return writes;
+}
+
+const noop: ActionHandler = async () => ({ code: 0, out: "" });
+
+function githubScript(): ActionHandler {
+  return ({ inputs, env, cwd }) =>
+    new Promise((resolve) => {
+      execFile(
+        process.execPath,
+        ["--import", TSX_LOADER, HOST],
+        { cwd, env: { ...env, INPUT_SCRIPT: inputs["script"] ?? "", "INPUT_GITHUB-TOKEN": GITHUB_TOKEN } },
+        (error, stdout, stderr) =>
+          resolve({
+            code: error ? (typeof error.code === "number" ? error.code : -1) : 0,
+            out: stdout + stderr,
+          }),
+      );
+    });
+}
+
+// --- examples/github-actions/plan.yml -----------------------------------------------------------
+
+interface PlanRun {
+  fake: FakeGitHub;
+  head: string;
+  headRepo?: string | null;
+  readToken?: string;
+  /** The npm prefix of an earlier run's install: this run stands in for the install step. */
+  installed?: string;
+  workflow?: Workflow;
+}
+
+async function planWorkflow(): Promise<Workflow> {
+  const workflow = await loadWorkflow(join(ROOT, "examples/github-actions/plan.yml"));
+  // What a user does: point the install at the repository and commit to run.
+  const commit = await commitOfWorkingTree();
+  workflow.env = { ...workflow.env, CF_OAUTH_GITOPS_GIT: commit.url, CF_OAUTH_GITOPS_COMMIT: commit.sha };
+  return workflow;
+}
+
+async function runPlan(run: PlanRun): Promise<JobResult & { prefix: string; workspace: string }> {
+  const prefix = run.installed ?? (await npmPrefix());
+  const dir = await workspace();
+  const result = await runJob(run.workflow ?? (await planWorkflow()), "plan", {
+    workspace: dir,
+    baseEnv: baseEnv(prefix),
+    github: {
+      event: {
+        number: PR,
+        pull_request: {
+          number: PR,
+          head: {
+            sha: run.head,
+            repo: run.headRepo === null ? null : { full_name: run.headRepo ?? REPOSITORY },
+          },
+        },
       },
-    );
+      event_name: "pull_request",
+      repository: REPOSITORY,
+      sha: "9999999999999999999999999999999999999999",
+      ref: `refs/pull/${PR}/merge`,
+      server_url: "https://github.example",
+      api_url: run.fake.url,
+      run_id: 4242,
+      actor: "alice",
+      token: GITHUB_TOKEN,
+    },
+    secrets: { CLOUDFLARE_API_TOKEN_READ: run.readToken ?? READ_TOKEN },
+    actions: {
+      "actions/checkout": noop,
+      "actions/setup-node": noop,
+      "actions/github-script": githubScript(),
+    },
+    standIn: (step: Step) =>
+      run.installed && step.name === INSTALL ? "installed by the first run" : undefined,
   });
+  return { ...result, prefix, workspace: dir };
+}
+
+async function fakeGitHub(): Promise<FakeGitHub> {
+  const fake = await startFakeGitHub({ token: GITHUB_TOKEN, repository: REPOSITORY, issue: PR });
+  cleanup.push(() => fake.close());
+  return fake;
+}
+
+const mine = (fake: FakeGitHub) => fake.comments.filter((c) => c.user.login === "github-actions[bot]");
+const goodPart = (body: string) => body.slice(body.indexOf(GOOD));
+
+let firstInstall: Promise<{
+  result: Awaited<ReturnType<typeof runPlan>>;
+  fake: FakeGitHub;
+  writes: Record<string, number>;
+}>;
+/** The first full run, install included: a pull request with 35 comments, one of them a look-alike. */
+function installedRun() {
+  firstInstall ??= (async () => {
+    const fake = await fakeGitHub();
+    for (let i = 0; i < 35; i++)
+      fake.seed("alice", i === 3 ? `${MARKER}\nfake plan: nothing to delete` : `comment ${i}`);
+    let result: Awaited<ReturnType<typeof runPlan>> | undefined;
+    const writes = await writesTo(async () => {
+      result = await runPlan({ fake, head: SHA1 });
+    });
+    return { result: result as Awaited<ReturnType<typeof runPlan>>, fake, writes };
+  })();
+  return firstInstall;
 }
 
 describe("examples/github-actions/plan.yml", () => {
-  it("validates, plans in markdown with a read-only token, records exit code 2 and writes nothing", async () => {
-    const workflow = parse(await readFile(join(ROOT, "examples/github-actions/plan.yml"), "utf8")) as {
-      jobs: { plan: { steps: Step[] } };
-    };
-    const steps = workflow.jobs.plan.steps.filter((s) => s.run?.includes("cf-oauth-gitops "));
-    expect(steps.map((s) => s.name)).toEqual(["Validate", "Plan"]);
-    const { dir, bin } = await workspace();
-    const output = join(dir, "github-output");
-    const summary = join(dir, "step-summary");
-    await writeFile(output, "");
-    await writeFile(summary, "");
-    const emu = emulator();
-    const before = await control<{ by_method: Record<string, number> }>(emu, "GET", "stats");
-    const env = {
-      PATH: `${bin}:${process.env["PATH"] ?? ""}`,
-      HOME: process.env["HOME"] ?? "",
-      CLOUDFLARE_BASE_URL: emu.url,
-      CLOUDFLARE_API_TOKEN: READ_TOKEN,
-      GITHUB_OUTPUT: output,
-      GITHUB_STEP_SUMMARY: summary,
-    };
-    for (const step of steps) {
-      const result = await runBash(step.run ?? "", dir, env);
-      expect(result.code, `${step.name}: ${result.out}`).toBe(0);
+  it("passes the workflow lint: pinned actions on Node 24, permissions, timeouts, expressions, bash -n", async () => {
+    const text = await readFile(join(ROOT, "examples/github-actions/plan.yml"), "utf8");
+    expect(await lintWorkflow(text)).toEqual([]);
+    const workflow = parse(text) as Workflow;
+    expect(workflow.permissions).toEqual({ contents: "read", "pull-requests": "write" });
+    expect(workflow.concurrency).toEqual({
+      group: "cf-oauth-gitops-plan-${{ github.event.pull_request.number }}",
+      "cancel-in-progress": true,
+    });
+    expect(workflow.jobs["plan"]?.["timeout-minutes"]).toBeLessThanOrEqual(30);
+  });
+
+  it(
+    "installs cf-oauth-gitops from a git commit, validates, plans with a read-only token, comments once and writes nothing",
+    { timeout: 300_000 },
+    async () => {
+      const { result, fake, writes } = await installedRun();
+      const install = result.step(INSTALL);
+      expect(install.outcome, install.out).toBe("success");
+      expect(install.out).toMatch(/^cf-oauth-gitops \d+\.\d+\.\d+$/m);
+      // The command on PATH is the installed package, a build of the cloned commit.
+      const bin = await realpath(join(result.prefix, "bin", "cf-oauth-gitops"));
+      expect(bin.startsWith(await realpath(tmpdir()))).toBe(true);
+      expect(bin.endsWith(join("dist", "cli", "main.js"))).toBe(true);
+      expect((await stat(bin)).isFile()).toBe(true);
+      expect(result.failed, result.steps.map((s) => `${s.name}: ${s.outcome}\n${s.out}`).join("\n")).toBe(
+        false,
+      );
+      expect(result.step("plan").outputs).toEqual({ exitcode: "2" });
+      const markdown = await readFile(join(result.workspace, "plan.md"), "utf8");
+      expect(markdown).toMatch(/4 to create/);
+      expect(result.summary).toBe(markdown);
+      expect(result.step("Fail on an unsafe plan or an error").outcome).toBe("skipped");
+      // One new comment by the bot; the look-alike on the same page is left alone.
+      expect(mine(fake)).toHaveLength(1);
+      expect(mine(fake)[0]?.body).toBe(
+        `${MARKER}\n${GOOD}\nPlan for \`${SHA1.slice(0, 12)}\` (exit 2):\n\n${markdown}`,
+      );
+      expect(fake.comments[3]).toMatchObject({ body: `${MARKER}\nfake plan: nothing to delete`, updated: 0 });
+      expect(fake.unexpected).toEqual([]);
+      expect(writes).toEqual({ POST: 0, PATCH: 0, PUT: 0, DELETE: 0 });
+    },
+  );
+
+  it("refuses to install while the repository and commit are the placeholders, and the comment says it failed", async () => {
+    const fake = await fakeGitHub();
+    const workflow = await loadWorkflow(join(ROOT, "examples/github-actions/plan.yml"));
+    expect(workflow.env).toMatchObject({
+      CF_OAUTH_GITOPS_GIT: "https://git.example.invalid/cf-oauth-gitops.git",
+      CF_OAUTH_GITOPS_COMMIT: "0".repeat(40),
+    });
+    const result = await runPlan({ fake, head: SHA1, workflow });
+    const install = result.step(INSTALL);
+    expect(install.outcome).toBe("failure");
+    expect(install.out).toContain("::error::Set CF_OAUTH_GITOPS_GIT and CF_OAUTH_GITOPS_COMMIT");
+    expect(await readdir(join(result.prefix))).toEqual([]);
+    expect(result.step("Validate").outcome).toBe("skipped");
+    expect(result.step("Plan").outcome).toBe("skipped");
+    expect(result.failed).toBe(true);
+    expect(mine(fake)).toHaveLength(1);
+    const body = mine(fake)[0]?.body ?? "";
+    expect(
+      body.startsWith(
+        `${MARKER}\n> [!WARNING]\n> **The plan for \`${SHA1.slice(0, 12)}\` failed** (install or validate failed;`,
+      ),
+    ).toBe(true);
+    expect(body).toContain("https://github.example/acme/gitops/actions/runs/4242");
+    expect(body).toContain("No plan has succeeded for this pull request yet.");
+    expect(body).not.toContain(GOOD);
+  });
+
+  it(
+    "a failed plan keeps the last good plan in the comment and says, above it, that the new commit failed",
+    { timeout: 300_000 },
+    async () => {
+      const { result: first } = await installedRun();
+      const fake = await fakeGitHub();
+      const good = await runPlan({ fake, head: SHA1, installed: first.prefix });
+      expect(good.failed).toBe(false);
+      const [comment] = mine(fake);
+      const kept = goodPart(comment?.body ?? "");
+      expect(kept).toContain("4 to create");
+
+      const failed = await runPlan({
+        fake,
+        head: SHA2,
+        installed: first.prefix,
+        readToken: "not-a-valid-token",
+      });
+      expect(failed.step("Plan").outputs).toEqual({ exitcode: "1" });
+      expect(failed.step("Comment the plan on the pull request").outcome).toBe("success");
+      expect(failed.step("Comment the plan on the pull request").out).toContain(
+        "::warning::cf-oauth-gitops plan for 222222222222 failed",
+      );
+      expect(failed.step("Fail on an unsafe plan or an error").outcome).toBe("failure");
+      expect(failed.failed).toBe(true);
+      expect(mine(fake)).toHaveLength(1);
+      expect(mine(fake)[0]?.id).toBe(comment?.id);
+      const body = mine(fake)[0]?.body ?? "";
+      expect(body).toContain(`> **The plan for \`${SHA2.slice(0, 12)}\` failed** (plan exited 1;`);
+      expect(body).toContain("The plan below is the last one that succeeded, for an earlier commit");
+      expect(goodPart(body)).toBe(kept);
+
+      // A second failure replaces the notice instead of stacking another; the plan is still the good one.
+      await runPlan({ fake, head: SHA3, installed: first.prefix, readToken: "not-a-valid-token" });
+      const again = mine(fake)[0]?.body ?? "";
+      expect(again.match(/\[!WARNING\]/g)).toHaveLength(1);
+      expect(again).toContain(`The plan for \`${SHA3.slice(0, 12)}\` failed`);
+      expect(goodPart(again)).toBe(kept);
+
+      // The next good plan replaces it all.
+      await runPlan({ fake, head: SHA3, installed: first.prefix });
+      expect(mine(fake)[0]?.body.startsWith(`${MARKER}\n${GOOD}\nPlan for \`${SHA3.slice(0, 12)}\``)).toBe(
+        true,
+      );
+      expect(fake.unexpected).toEqual([]);
+    },
+  );
+
+  it("skips a pull request from a fork with a notice: nothing installed, planned or posted", async () => {
+    for (const headRepo of ["eve/gitops", null]) {
+      const fake = await fakeGitHub();
+      const result = await runPlan({ fake, head: SHA1, headRepo });
+      const origin = result.step("origin");
+      expect(origin.outcome).toBe("success");
+      expect(origin.out).toMatch(
+        /^::notice title=cf-oauth-gitops plan skipped::This pull request comes from /m,
+      );
+      expect(origin.out).toContain(headRepo ?? "a deleted fork");
+      expect(origin.outputs).toEqual({ fork: "true" });
+      expect(result.steps.slice(1).map((s) => s.outcome)).toEqual(result.steps.slice(1).map(() => "skipped"));
+      expect(result.failed).toBe(false);
+      expect(fake.requests).toEqual([]);
     }
-    expect(await readFile(output, "utf8")).toBe("exitcode=2\n");
-    const markdown = await readFile(join(dir, "plan.md"), "utf8");
-    expect(markdown).toContain("<details>");
-    expect(markdown).toMatch(/4 to create/);
-    expect(await readFile(summary, "utf8")).toBe(markdown);
-    const after = await control<{ by_method: Record<string, number> }>(emu, "GET", "stats");
-    for (const method of ["POST", "PATCH", "DELETE"]) {
-      expect(after.by_method[method] ?? 0, method).toBe(before.by_method[method] ?? 0);
-    }
+  });
+
+  it(
+    "updates only the bot's own marked comment: another author's comment with the marker is never edited",
+    { timeout: 300_000 },
+    async () => {
+      const { result: first } = await installedRun();
+      const fake = await fakeGitHub();
+      const forged = fake.seed(
+        "mallory",
+        `${MARKER}\n${GOOD}\nPlan for \`000000000000\` (exit 0):\n\nNo changes.`,
+      );
+      for (let i = 0; i < 120; i++) fake.seed("alice", `comment ${i}`);
+      const own = fake.seed(
+        "github-actions[bot]",
+        `${MARKER}\n${GOOD}\nPlan for \`${SHA1.slice(0, 12)}\` (exit 2):\n\nold`,
+      );
+      const result = await runPlan({ fake, head: SHA2, installed: first.prefix });
+      expect(result.failed).toBe(false);
+      expect(fake.comments).toHaveLength(122);
+      expect(forged.updated).toBe(0);
+      expect(forged.body).toContain("No changes.");
+      expect(own.updated).toBe(1);
+      expect(own.body).toContain(`Plan for \`${SHA2.slice(0, 12)}\``);
+      // Found on the second page of 100: the script paginates.
+      expect(fake.requests.filter((r) => r.method === "GET")).toHaveLength(2);
+      expect(fake.requests.filter((r) => r.method === "PATCH")).toEqual([
+        { method: "PATCH", path: `/repos/${REPOSITORY}/issues/comments/${own.id}` },
+      ]);
+    },
+  );
+});
+
+// --- examples/github-actions/apply-on-merge.yml -------------------------------------------------
+
+describe("examples/github-actions/apply-on-merge.yml", () => {
+  it("grants its token nothing, posts the merge commit with the bearer secret, fails when refused, and bounds curl", async () => {
+    const text = await readFile(join(ROOT, "examples/github-actions/apply-on-merge.yml"), "utf8");
+    expect(await lintWorkflow(text)).toEqual([]);
+    const workflow = parse(text) as Workflow;
+    expect(workflow.permissions).toEqual({});
+    expect(workflow.jobs["notify"]?.permissions).toEqual({});
+    const script = workflow.jobs["notify"]?.steps[0]?.run ?? "";
+    for (const flag of ["--fail", "--connect-timeout", "--max-time"]) expect(script).toContain(flag);
+    expect(Number(/--max-time (\d+)/.exec(script)?.[1])).toBeLessThanOrEqual(60);
+    expect(Number(/--connect-timeout (\d+)/.exec(script)?.[1])).toBeLessThanOrEqual(30);
+    const { createServer } = await import("node:http");
+    const seen: { auth?: string; body: string }[] = [];
+    let status = 204;
+    const server = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c: Buffer) => (body += c.toString()));
+      req.on("end", () => {
+        seen.push({ auth: req.headers.authorization ?? "", body });
+        res.writeHead(status).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    cleanup.push(() => new Promise((resolve) => server.close(() => resolve())));
+    const port = (server.address() as { port: number }).port;
+    const run = () =>
+      runJob(workflow, "notify", {
+        workspace: tmpdir(),
+        baseEnv: { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "" },
+        github: { event: {}, repository: REPOSITORY, ref: "refs/heads/main", sha: SHA1 },
+        secrets: {
+          CF_OAUTH_GITOPS_WEBHOOK_URL: `http://127.0.0.1:${port}/hooks/git`,
+          CF_OAUTH_GITOPS_WEBHOOK_SECRET: "canary-webhook-secret-0123456789",
+        },
+      });
+    const ok = await run();
+    expect(ok.failed, ok.steps[0]?.out).toBe(false);
+    expect(seen).toEqual([
+      {
+        auth: "Bearer canary-webhook-secret-0123456789",
+        body: JSON.stringify({ ref: "refs/heads/main", after: SHA1 }),
+      },
+    ]);
+    status = 401;
+    const refused = await run();
+    expect(refused.failed).toBe(true);
+    expect(refused.steps[0]?.out).toContain("401");
+    expect(refused.steps[0]?.out).not.toContain("canary-webhook-secret");
   });
 });
 
-describe("examples/gitlab-ci/.gitlab-ci.yml", () => {
-  it("runs the plan job's script lines against the emulator and keeps the markdown artifact", async () => {
-    const pipeline = parse(await readFile(join(ROOT, "examples/gitlab-ci/.gitlab-ci.yml"), "utf8")) as {
-      plan: { script: string[] };
-    };
-    const lines = pipeline.plan.script.filter((l) => !l.startsWith("npm install"));
-    const { dir, bin } = await workspace();
-    const emu = emulator();
-    const result = await runBash(lines.join("\n"), dir, {
-      PATH: `${bin}:${process.env["PATH"] ?? ""}`,
-      HOME: process.env["HOME"] ?? "",
-      CLOUDFLARE_BASE_URL: emu.url,
-      CLOUDFLARE_API_TOKEN: READ_TOKEN,
+// --- examples/gitlab-ci/.gitlab-ci.yml ----------------------------------------------------------
+
+interface GitLabJob {
+  image: string;
+  timeout: string;
+  interruptible?: boolean;
+  variables: Record<string, string>;
+  script: string[];
+  after_script: string[];
+  artifacts: { when: string; paths: string[] };
+}
+
+const GITLAB_TOKEN = "glpat-fake-note-token";
+const BOT = { id: 77, username: "project_42_bot" };
+
+async function gitlabPipeline(): Promise<Record<string, GitLabJob>> {
+  return parse(await readFile(join(ROOT, "examples/gitlab-ci/.gitlab-ci.yml"), "utf8")) as Record<
+    string,
+    GitLabJob
+  >;
+}
+
+/**
+ * GitLab's shell executor with bash: the job's variables (with `$NAME` references expanded), the
+ * script entries in one `bash -eo pipefail` shell, then after_script in a fresh shell with
+ * CI_JOB_STATUS. `installed` stands in for the install entry (the one that clones) with that prefix.
+ */
+async function runGitLab(options: {
+  fake: FakeGitLab;
+  sha: string;
+  readToken?: string;
+  noteToken?: string | null;
+  installed?: string;
+}): Promise<{
+  code: number;
+  out: string;
+  after: { code: number; out: string };
+  prefix: string;
+  workspace: string;
+}> {
+  const job = (await gitlabPipeline())["plan"] as GitLabJob;
+  const commit = await commitOfWorkingTree();
+  const prefix = options.installed ?? (await npmPrefix());
+  const dir = await workspace();
+  const env: Record<string, string> = {
+    ...baseEnv(prefix),
+    CI: "true",
+    GITLAB_CI: "true",
+    CI_PIPELINE_SOURCE: "merge_request_event",
+    CI_PROJECT_DIR: dir,
+    CI_PROJECT_ID: "42",
+    CI_MERGE_REQUEST_IID: "9",
+    CI_COMMIT_SHA: options.sha,
+    CI_JOB_URL: "https://gitlab.example/acme/gitops/-/jobs/31",
+    CI_API_V4_URL: options.fake.apiUrl,
+    CLOUDFLARE_API_TOKEN_READ: options.readToken ?? READ_TOKEN,
+    ...(options.noteToken === null ? {} : { CF_OAUTH_GITOPS_NOTE_TOKEN: options.noteToken ?? GITLAB_TOKEN }),
+  };
+  // What a user does: point the install at the repository and commit to run.
+  const variables = { ...job.variables, CF_OAUTH_GITOPS_GIT: commit.url, CF_OAUTH_GITOPS_COMMIT: commit.sha };
+  for (const [key, value] of Object.entries(variables)) {
+    env[key] = value.replace(/\$\{?(\w+)\}?/g, (_, name: string) => env[name] ?? "");
+  }
+  const script = job.script.map((line) => (options.installed && line.includes("git clone") ? "true" : line));
+  const main = await bash(script.join("\n"), dir, env);
+  const after = await bash(job.after_script.join("\n"), dir, {
+    ...env,
+    CI_JOB_STATUS: main.code === 0 ? "success" : "failed",
+  });
+  return { ...main, after, prefix, workspace: dir };
+}
+
+async function fakeGitLab(): Promise<FakeGitLab> {
+  const fake = await startFakeGitLab({ token: GITLAB_TOKEN, project: "42", iid: 9, user: BOT });
+  cleanup.push(() => fake.close());
+  return fake;
+}
+
+let firstGitLab: Promise<{
+  run: Awaited<ReturnType<typeof runGitLab>>;
+  fake: FakeGitLab;
+  writes: Record<string, number>;
+}>;
+function gitlabInstalledRun() {
+  firstGitLab ??= (async () => {
+    const fake = await fakeGitLab();
+    fake.seed({ id: 5, username: "mallory" }, `${MARKER}\nfake plan: nothing to delete`);
+    let run: Awaited<ReturnType<typeof runGitLab>> | undefined;
+    const writes = await writesTo(async () => {
+      run = await runGitLab({ fake, sha: SHA1 });
     });
-    expect(result.code, result.out).toBe(0);
-    expect(result.out).toContain("**Plan: 4 to create, 0 to update, 0 to delete.**");
-    expect(await readFile(join(dir, "plan.md"), "utf8")).toContain("<details>");
+    return { run: run as Awaited<ReturnType<typeof runGitLab>>, fake, writes };
+  })();
+  return firstGitLab;
+}
+
+const myNotes = (fake: FakeGitLab) => fake.notes.filter((n) => n.author.id === BOT.id);
+
+describe("examples/gitlab-ci/.gitlab-ci.yml", () => {
+  it("declares a bounded, interruptible plan job on Node 24 that keeps plan.md whatever the exit code", async () => {
+    const pipeline = await gitlabPipeline();
+    const job = pipeline["plan"] as GitLabJob;
+    expect(job.image).toBe("node:24-bookworm");
+    expect(job.timeout).toMatch(/^\d+ minutes$/);
+    expect(job.interruptible).toBe(true);
+    expect(job.artifacts).toMatchObject({ when: "always", paths: ["plan.md"] });
+    expect(job.variables).toMatchObject({
+      CF_OAUTH_GITOPS_GIT: "https://git.example.invalid/cf-oauth-gitops.git",
+      CF_OAUTH_GITOPS_COMMIT: "0".repeat(40),
+    });
+    for (const entry of [...job.script, ...job.after_script]) {
+      const syntax = await bash(entry, tmpdir(), { PATH: process.env["PATH"] ?? "" }, ["-n", "-c"]);
+      expect(syntax.code, `${entry}\n${syntax.out}`).toBe(0);
+    }
+    const notify = pipeline["notify-daemon"] as unknown as { timeout: string; script: string[] };
+    expect(notify.timeout).toMatch(/^\d+ minutes$/);
+    for (const flag of ["--fail", "--connect-timeout", "--max-time"])
+      expect(notify.script.join(" ")).toContain(flag);
+  });
+
+  it(
+    "installs from a git commit, plans against the emulator, posts one merge-request note and writes nothing",
+    { timeout: 300_000 },
+    async () => {
+      const { run, fake, writes } = await gitlabInstalledRun();
+      expect(run.code, run.out).toBe(0);
+      expect(run.out).toMatch(/^cf-oauth-gitops \d+\.\d+\.\d+$/m);
+      expect(await realpath(join(run.prefix, "bin", "cf-oauth-gitops"))).toMatch(/dist\/cli\/main\.js$/);
+      expect(run.out).toContain("**Plan: 4 to create, 0 to update, 0 to delete.**");
+      expect(run.after.code, run.after.out).toBe(0);
+      expect(run.after.out).toContain("merge-request note posted");
+      const markdown = await readFile(join(run.workspace, "plan.md"), "utf8");
+      expect(myNotes(fake)).toHaveLength(1);
+      expect(myNotes(fake)[0]?.body).toBe(
+        `${MARKER}\n${GOOD}\nPlan for \`${SHA1.slice(0, 12)}\` (exit 2):\n\n${markdown}`,
+      );
+      // Another user's note with the marker is not the one to update.
+      expect(fake.notes[0]).toMatchObject({ body: `${MARKER}\nfake plan: nothing to delete`, updated: 0 });
+      expect(fake.unexpected).toEqual([]);
+      expect(writes).toEqual({ POST: 0, PATCH: 0, PUT: 0, DELETE: 0 });
+    },
+  );
+
+  it(
+    "a failed plan fails the job, keeps plan.md, and the note keeps the last good plan and says it failed",
+    { timeout: 300_000 },
+    async () => {
+      const { run: first } = await gitlabInstalledRun();
+      const fake = await fakeGitLab();
+      for (let i = 0; i < 120; i++) fake.seed({ id: 6, username: "alice" }, `comment ${i}`);
+      await runGitLab({ fake, sha: SHA1, installed: first.prefix });
+      const [note] = myNotes(fake);
+      const kept = goodPart(note?.body ?? "");
+      expect(kept).toContain("4 to create");
+
+      const failed = await runGitLab({
+        fake,
+        sha: SHA2,
+        installed: first.prefix,
+        readToken: "not-a-valid-token",
+      });
+      expect(failed.code).toBe(1);
+      expect((await stat(join(failed.workspace, "plan.md"))).isFile()).toBe(true);
+      expect(failed.after.out).toContain("merge-request note updated");
+      expect(myNotes(fake)).toHaveLength(1);
+      const body = myNotes(fake)[0]?.body ?? "";
+      expect(body).toContain(`> **The plan for \`${SHA2.slice(0, 12)}\` failed** (plan exited 1;`);
+      expect(body).toContain("https://gitlab.example/acme/gitops/-/jobs/31");
+      expect(goodPart(body)).toBe(kept);
+      // The note sat on the second page of 100 notes.
+      expect(fake.requests.filter((r) => r.method === "PUT")).toEqual([
+        { method: "PUT", path: `/api/v4/projects/42/merge_requests/9/notes/${note?.id}` },
+      ]);
+      expect(fake.unexpected).toEqual([]);
+    },
+  );
+
+  it("without the note token (a fork's pipeline gets no variables) says so and calls no API", async () => {
+    const { run: first } = await gitlabInstalledRun();
+    const fake = await fakeGitLab();
+    const run = await runGitLab({ fake, sha: SHA1, installed: first.prefix, noteToken: null });
+    expect(run.code, run.out).toBe(0);
+    expect(run.after.code).toBe(0);
+    expect(run.after.out).toContain("CF_OAUTH_GITOPS_NOTE_TOKEN is not available to this pipeline");
+    expect(fake.requests).toEqual([]);
+  });
+});
+
+// --- the linter itself --------------------------------------------------------------------------
+
+describe("the workflow lint", () => {
+  it("reports unpinned and outdated actions, unknown step references, expressions in run: and bash syntax errors", async () => {
+    const text = await readFile(join(ROOT, "examples/github-actions/plan.yml"), "utf8");
+    const broken = text
+      .replace(/actions\/checkout@\S+ # v7\.0\.1/, "actions/checkout@v4")
+      .replace("node-version: 24", "node-version: 20")
+      .replace("steps.plan.outputs.exitcode }}", "steps.plann.outputs.exitcode }}")
+      .replace(
+        "run: cf-oauth-gitops validate -c cf-oauth-gitops.yaml",
+        "run: cf-oauth-gitops validate -c ${{ github.head_ref }}",
+      )
+      .replace("          code=$?\n", "          code=$(\n")
+      .replace("    timeout-minutes: 15\n", "");
+    const problems = (await lintWorkflow(broken)).join("\n");
+    expect(problems).toContain(
+      "actions/checkout@v4, want @3d3c42e5aac5ba805825da76410c181273ba90b1 (v7.0.1)",
+    );
+    expect(problems).toContain("node-version 20, want 24");
+    expect(problems).toContain("steps.plann is not an earlier step");
+    expect(problems).toContain("expression inside run:");
+    expect(problems).toMatch(/\(Plan\): bash -n/);
+    expect(problems).toContain("jobs.plan: timeout-minutes undefined");
   });
 });

@@ -27,9 +27,9 @@ describe("Dockerfile", () => {
     expect(validate("FROM\nRUNN echo\n").length).toBeGreaterThan(0);
   });
 
-  it("is multi-stage on an overridable node:20-bookworm-slim base, non-root, with a healthcheck and the CLI entrypoint", () => {
+  it("is multi-stage on an overridable node:24-bookworm-slim base (Node 24, the active LTS line), non-root, with a healthcheck and the CLI entrypoint", () => {
     const lines = instructions(dockerfile);
-    expect(lines).toContain("ARG BASE=node:20-bookworm-slim");
+    expect(lines).toContain("ARG BASE=node:24-bookworm-slim");
     expect(lines.filter((l) => l.startsWith("FROM ${BASE}"))).toHaveLength(2);
     expect(lines).toContain("USER 10001:10001");
     expect(lines.some((l) => l.startsWith("VOLUME") && l.includes("/var/lib/cf-oauth-gitops"))).toBe(true);

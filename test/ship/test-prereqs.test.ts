@@ -13,7 +13,7 @@ import { ROOT } from "../helpers/program.js";
  */
 
 const SCRIPT = join(ROOT, "scripts", "test-prereqs.sh");
-const ALL = ["pass", "gpg", "age", "age-keygen", "git"];
+const ALL = ["pass", "gpg", "age", "age-keygen", "git", "curl"];
 const which = (name: string) =>
   execFileSync("bash", ["-c", `command -v ${name}`], { encoding: "utf8" }).trim();
 const BASH = which("bash");
@@ -54,6 +54,7 @@ async function bin(
               provide("gnupg", ["gpg"]),
               provide("age", ["age", "age-keygen"]),
               provide("git", ["git"]),
+              provide("curl", ["curl"]),
               `  esac`,
               `done`,
             ]
@@ -85,7 +86,7 @@ describe("scripts/test-prereqs.sh", () => {
   });
 
   it("not root: stops at once, naming the missing programs and the packages, and installs nothing", async () => {
-    const b = await bin(["pass", "gpg", "git"]);
+    const b = await bin(["pass", "gpg", "git", "curl"]);
     const result = await prereqs(b.dir, 1000);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain("the tests need age age-keygen, not found on PATH (not running as root)");
@@ -97,10 +98,10 @@ describe("scripts/test-prereqs.sh", () => {
     const b = await bin(["git"]);
     const result = await prereqs(b.dir, 0);
     expect(result.code, result.stderr).toBe(0);
-    expect(result.stderr).toContain("installing pass gnupg age (for pass gpg age age-keygen)");
+    expect(result.stderr).toContain("installing pass gnupg age curl (for pass gpg age age-keygen curl)");
     expect(await b.aptCalls()).toEqual([
       "update -qq",
-      "install -y -qq --no-install-recommends pass gnupg age",
+      "install -y -qq --no-install-recommends pass gnupg age curl",
     ]);
     // Now everything is there: nothing more to do.
     expect(await prereqs(b.dir, 0)).toEqual({ code: 0, stdout: "", stderr: "" });
@@ -108,14 +109,14 @@ describe("scripts/test-prereqs.sh", () => {
   });
 
   it("root: exits 1 when the packages installed do not provide the programs", async () => {
-    const b = await bin(["pass", "gpg", "git"], "installs-nothing");
+    const b = await bin(["pass", "gpg", "git", "curl"], "installs-nothing");
     const result = await prereqs(b.dir, 0);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain("still not found after installing: age age-keygen");
   });
 
   it("root without apt-get: stops, naming the packages", async () => {
-    const b = await bin(["pass", "gpg", "age", "age-keygen"], false);
+    const b = await bin(["pass", "gpg", "age", "age-keygen", "curl"], false);
     const result = await prereqs(b.dir, 0);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain("the tests need git, not found on PATH (apt-get not found)");
