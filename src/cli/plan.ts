@@ -1,13 +1,20 @@
-import { readFile } from "node:fs/promises";
+import { access, readFile } from "node:fs/promises";
 import { resolve } from "node:path";
+import { DEFAULT_OWNERSHIP_REF } from "../config/schema.js";
+import type { ReconcilerConfig } from "../config/types.js";
 import { parsePlan } from "../core/plan-schema.js";
 import type { Plan } from "../core/plan-types.js";
+import {
+  type OwnershipForPlan,
+  readOwnershipForPlan,
+  ReadOnlyInventoryStore,
+} from "../engine/ownership-ref.js";
 import { reconcileOnce } from "../engine/reconcile.js";
 import { GitOpsError } from "../errors.js";
 import { renderJson } from "../render/json.js";
 import { renderMarkdown } from "../render/markdown.js";
 import { renderText } from "../render/text.js";
-import { FileInventoryStore } from "../state/inventory.js";
+import { FileInventoryStore, type InventoryStore } from "../state/inventory.js";
 import { FileJournalStore } from "../state/journal.js";
 import { writeFileAtomic } from "../state/atomic.js";
 import { buildReader, cliLogger, COMMON_OPTIONS, loadInput, parseFlags, sinkResolver } from "./common.js";
@@ -15,10 +22,15 @@ import { type CliContext, type Command, ExitCode } from "./io.js";
 
 const USAGE = `usage: cf-oauth-gitops plan [-c FILE] [--state-dir DIR] [--format text|markdown|json]
                             [--out FILE] [--detailed-exitcode] [--no-color]
+                            [--ownership state|git]
 
 Lists the live clients and prints what apply would do. Reads only (a read-only token is enough).
   --out FILE            also save the plan (JSON, with its checksum) for 'apply --plan FILE'
-  --detailed-exitcode   exit 2 when the plan has changes (0: none, 1: error, 3: unsafe)`;
+  --detailed-exitcode   exit 2 when the plan has changes (0: none, 1: error, 3: unsafe)
+  --ownership SOURCE    which clients this tool owns: 'git' reads the record 'run' publishes
+                        (config ownership.git; default when that is set), 'state' the state
+                        directory's inventory.json (default otherwise). An unreadable record is
+                        exit 1 (E_OWNERSHIP_UNREADABLE), never a plan without it`;
 
 /** Output formats a plan renders to. */
 export type PlanFormat = "text" | "markdown" | "json";
@@ -58,6 +70,7 @@ export const planCommand: Command = async (ctx) => {
     out: { type: "string" },
     "detailed-exitcode": { type: "boolean" },
     "no-color": { type: "boolean" },
+    ownership: { type: "string" },
   });
   if (values.help) {
     ctx.stdout.write(`${USAGE}\n`);
@@ -65,6 +78,11 @@ export const planCommand: Command = async (ctx) => {
   }
   const format = parseFormat(values.format);
   const input = await loadInput(ctx, values);
+  const ownership = await openOwnership(
+    input.config,
+    parseOwnershipSource(values.ownership, input.config),
+    ctx,
+  );
   const logger = cliLogger(ctx, values["log-level"]);
   const reader = buildReader(ctx, logger);
   try {
@@ -72,7 +90,7 @@ export const planCommand: Command = async (ctx) => {
       {
         reader,
         writer: null,
-        inventoryStore: new FileInventoryStore(input.config.state_dir),
+        inventoryStore: ownership.store,
         journal: new FileJournalStore(input.config.state_dir),
         sinks: sinkResolver(input.config, logger, ctx.env),
         logger,
@@ -80,7 +98,10 @@ export const planCommand: Command = async (ctx) => {
       },
       { desired: input.desired, policy: input.policy, rotation: input.config.rotation, signal: ctx.signal },
     );
+    const warning = ownershipWarning(plan, ownership);
+    if (warning) ctx.stderr.write(`warning [W_OWNERSHIP_UNKNOWN]: ${warning}\n`);
     ctx.stdout.write(renderPlan(plan, format, ctx, values["no-color"] === true));
+    ctx.stdout.write(ownershipNote(format, ownership, warning));
     if (values.out) await writeFileAtomic(resolve(ctx.cwd, values.out), renderJson(plan), { mode: 0o644 });
     if (reportConflicts(plan, ctx)) return ExitCode.error;
     if (!plan.safety.ok) return ExitCode.unsafe;
@@ -91,6 +112,102 @@ export const planCommand: Command = async (ctx) => {
     await reader.close();
   }
 };
+
+/** Where a plan's ownership came from. */
+export type OwnershipSource = "state" | "git";
+
+/** `--ownership`, defaulting to `git` when the config has `ownership.git`. */
+export function parseOwnershipSource(value: string | undefined, config: ReconcilerConfig): OwnershipSource {
+  if (value === undefined) return config.ownership ? "git" : "state";
+  if (value !== "state" && value !== "git") {
+    throw new GitOpsError("E_USAGE", `--ownership must be state or git, not '${value}'`);
+  }
+  return value;
+}
+
+/** The inventory a plan reads, and what the plan's note says about it. */
+interface PlanOwnership {
+  store: InventoryStore;
+  /** The published record (`git`). */
+  record: OwnershipForPlan | null;
+  /** `state`: the state file, and whether it exists. */
+  stateFile: { path: string; exists: boolean } | null;
+  configured: boolean;
+}
+
+/**
+ * Reads the ownership record before anything else: with `git`, a record that cannot be read ends the
+ * plan with E_OWNERSHIP_UNREADABLE (exit 1) before a single API call, since planning without it would
+ * show owned clients as unmanaged.
+ */
+async function openOwnership(
+  config: ReconcilerConfig,
+  source: OwnershipSource,
+  ctx: CliContext,
+): Promise<PlanOwnership> {
+  const configured = config.ownership !== undefined;
+  if (source === "git") {
+    const ref = config.ownership?.git.ref ?? DEFAULT_OWNERSHIP_REF;
+    const record = await readOwnershipForPlan(config, ref, ctx.env, ctx.signal);
+    return { store: new ReadOnlyInventoryStore(record.inventory), record, stateFile: null, configured };
+  }
+  const store = new FileInventoryStore(config.state_dir);
+  const exists = await access(store.path).then(
+    () => true,
+    () => false,
+  );
+  return { store, record: null, stateFile: { path: store.path, exists }, configured };
+}
+
+/**
+ * A plan from the state directory when there is no inventory file: fine on first use, but in a fresh
+ * CI checkout of an account `run` manages, every client the daemon owns shows as adopted or
+ * unmanaged and the deletes a merge makes are missing. Not an error (a first plan, or an account
+ * managed by hand, looks the same), but said on stderr and in the rendered plan whenever live clients
+ * would have been owned had a record said so (README, Plans in CI). Null when there is nothing to say.
+ */
+export function ownershipWarning(plan: Plan, ownership: PlanOwnership): string | null {
+  if (!ownership.stateFile || ownership.stateFile.exists) return null;
+  const count = plan.adoptions.length + plan.unmanaged.length;
+  if (count === 0) return null;
+  return (
+    `no ownership record: ${ownership.stateFile.path} does not exist` +
+    (ownership.configured ? " (--ownership state)" : " and the config has no ownership.git") +
+    `, so ${count} live ${count === 1 ? "client is" : "clients are"} shown as not owned by this tool. ` +
+    "If cf-oauth-gitops run manages this account, its record is in its own state directory and this " +
+    "plan may not show the deletes it will make: configure ownership.git so run publishes it"
+  );
+}
+
+/** One line after the plan naming the ownership record used (text, markdown; JSON stays the plan). */
+function ownershipNote(format: PlanFormat, ownership: PlanOwnership, warning: string | null): string {
+  if (format === "json") return "";
+  const record = ownership.record;
+  if (format === "markdown") {
+    if (warning) return `\n> [!WARNING]\n> ${escapeMarkdown(warning)}.\n`;
+    if (!record) return "";
+    return (
+      `<sub>ownership record <code>${escapeMarkdown(record.ref)}</code> at <code>${record.commit.slice(0, 12)}</code>` +
+      `${record.revision ? ` (published after <code>${record.revision.slice(0, 12)}</code>)` : ""}` +
+      `, ${ownedCount(record)} owned clients</sub>\n`
+    );
+  }
+  if (warning) return `\nWarning: ${warning}.\n`;
+  if (!record) return "";
+  return (
+    `\nOwnership: ${record.ref} at ${record.commit.slice(0, 12)} from ${record.where}` +
+    `${record.revision ? `, published after ${record.revision.slice(0, 12)}` : ""}` +
+    `${record.published_at ? ` at ${record.published_at}` : ""}: ${ownedCount(record)} owned clients.\n`
+  );
+}
+
+function ownedCount(record: OwnershipForPlan): number {
+  return Object.values(record.inventory.accounts).reduce((n, entries) => n + entries.length, 0);
+}
+
+function escapeMarkdown(text: string): string {
+  return text.replace(/[&<>`*_[\]|\\]/g, (c) => `&#${c.charCodeAt(0)};`);
+}
 
 /**
  * A conflict is desired state that cannot be realised as written (a pinned `client_id` no live client

@@ -65,6 +65,13 @@ export const runCommand: Command = async (ctx) => {
   const concurrency = parseConcurrency(values.concurrency);
   const logger = await daemonLogger(ctx, values["log-format"], values["log-level"]);
   const config = await loadRunConfig(ctx, values);
+  if (config.ownership && !config.source) {
+    // The record is published to a ref of the source repository; a directory has none.
+    throw new GitOpsError(
+      "E_OWNERSHIP_NEEDS_GIT",
+      `${config.config_file}: ownership.git needs source.git: run publishes the ownership record to a ref of the repository it reads`,
+    );
+  }
 
   const clock = ctx.clock;
   const metrics = new DaemonMetrics({
@@ -125,7 +132,9 @@ function buildDaemon(ctx: CliContext, config: ReconcilerConfig, w: Wiring): Daem
   return new Daemon({
     config,
     policy: policyFromConfig(config),
-    source: w.git ? gitDesiredSource(config, w.git) : directorySource(config),
+    source: w.git
+      ? gitDesiredSource(config, w.git, { now, scratchDir: join(config.state_dir, "git", "ownership") })
+      : directorySource(config),
     reconcile: { reader: w.client, writer, inventoryStore, journal, sinks, logger: w.logger, now },
     rotation: engineRotationRunner(
       {

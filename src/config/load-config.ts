@@ -155,6 +155,20 @@ function checkConfig(data: Record<string, unknown>, where: Locator): ConfigIssue
       ),
     );
   }
+  // With a config file in the repository, the desired state is that file's `desired:`; a `path`
+  // beside it would be a second answer to the same question.
+  const git = isRecord(data.source) && isRecord(data.source.git) ? data.source.git : {};
+  if (git.config !== undefined && git.path !== undefined) {
+    issues.push(
+      issueAt(
+        where,
+        ["source", "git", "path"],
+        "E_GIT_PATH_AND_CONFIG",
+        "`source.git.path` and `source.git.config` exclude each other: with `config`, the desired state is that file's `desired:`",
+        "key",
+      ),
+    );
+  }
   const webhook = data.webhook;
   if (isRecord(webhook) && webhook.secret_env === undefined && webhook.secret_file === undefined) {
     issues.push(
@@ -207,13 +221,15 @@ function buildConfig(out: ConfigOutput, { absolute, cwd, where }: BuildContext):
     },
     interval: parseDuration(out.interval),
     source: out.source && {
-      git: {
+      git: compact({
         url: out.source.git.url,
         branch: out.source.git.branch,
         path: out.source.git.path,
         interval: parseDuration(out.source.git.interval),
-      },
+        config: out.source.git.config,
+      }),
     },
+    ownership: out.ownership && { git: compact({ ref: out.ownership.git.ref, url: out.ownership.git.url }) },
     daemon: {
       delete_delay: parseDuration(out.daemon.delete_delay),
       quiet_period: parseDuration(out.daemon.quiet_period),

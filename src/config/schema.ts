@@ -459,6 +459,42 @@ const addressSchema = withCheck(z.string(), (value) => {
     : { code: "E_BAD_ADDRESS", message: `\`${show(value)}\` is not a \`host:port\` address` };
 }).meta({ pattern: ADDRESS_RE.source });
 
+/** Where `run` publishes the ownership record unless `ownership.git.ref` says otherwise. */
+export const DEFAULT_OWNERSHIP_REF = "refs/cf-oauth-gitops/ownership";
+
+/**
+ * A full ref name outside `refs/heads/` is the default (no branch list shows it, no pull request can
+ * target it), but hosts that refuse other namespaces can use a branch: any full name under `refs/`
+ * that `git check-ref-format` accepts, never one that could be read as an option.
+ */
+const ownershipRefSchema = withCheck(z.string(), (value) =>
+  isFullRefName(value)
+    ? undefined
+    : {
+        code: "E_BAD_REF",
+        message: `\`${show(value)}\` is not a full ref name (e.g. \`${DEFAULT_OWNERSHIP_REF}\` or \`refs/heads/ownership\`)`,
+      },
+).meta({
+  pattern: "^refs/[^\\s~^:?*\\[\\\\]+$",
+  description:
+    "Full ref name in the source repository; a branch (`refs/heads/...`) where the host refuses refs outside `refs/heads/` and `refs/tags/`.",
+});
+
+/** `git check-ref-format`'s main rules, for a name that must start with `refs/` and have two parts more. */
+export function isFullRefName(value: string): boolean {
+  const parts = value.split("/");
+  return (
+    parts.length >= 3 &&
+    parts[0] === "refs" &&
+    parts.every((p) => p.length > 0 && !p.startsWith(".") && !p.endsWith(".lock")) &&
+    !value.endsWith(".") &&
+    !value.includes("..") &&
+    !value.includes("@{") &&
+    // eslint-disable-next-line no-control-regex
+    !/[\s~^:?*[\\\u0000-\u001f\u007f]/.test(value)
+  );
+}
+
 /** The reconciler's config file (`cf-oauth-gitops.yaml`). */
 export const configSchema = z
   .strictObject({
@@ -506,10 +542,32 @@ export const configSchema = z
           url: nonEmpty,
           branch: nonEmpty.default("main"),
           path: nonEmpty.default("."),
+          config: nonEmpty.optional().meta({
+            description:
+              "A cf-oauth-gitops.yaml inside the repository: each run of `run` takes `desired`, `account_id`, `prune`, `ignore`, `safety` and `ownership` from this file at the commit it applies (the file a pull request's plan used); `path` is then not used.",
+          }),
           interval: positiveDurationSchema.default("1m"),
         }),
       })
       .optional(),
+    ownership: z
+      .strictObject({
+        git: z
+          .strictObject({
+            ref: ownershipRefSchema.default(DEFAULT_OWNERSHIP_REF),
+            url: nonEmpty.optional().meta({
+              description:
+                "Where `plan` fetches the ref: the daemon's source repository as this machine reaches it. Default: the `origin` of the clone holding this file (then `source.git.url`).",
+            }),
+          })
+          .prefault({})
+          .meta({
+            description:
+              "`run` with a git source publishes the ownership inventory (client ids, names, account ids; never a secret) to this ref of its repository after each run that changed it; `plan` reads it from there, and exits 1 (E_OWNERSHIP_UNREADABLE) when it cannot.",
+          }),
+      })
+      .optional()
+      .meta({ description: "Where the ownership record is shared between `run` and `plan` (README, CI)." }),
     daemon: z
       .strictObject({
         delete_delay: durationSchema.default("1m").meta({

@@ -82,6 +82,20 @@ export interface GitSourceConfig {
   path: string;
   /** Seconds between fetches. */
   interval: number;
+  /**
+   * A config file inside the repository, as written (relative to the repository root): each run takes
+   * the settings that decide the plan from it at the commit it applies (engine/daemon.ts
+   * `gitDesiredSource`), so what runs is what the pull request's plan used.
+   */
+  config?: string;
+}
+
+/** `ownership.git`: the ownership inventory published to a ref of the source repository. */
+export interface OwnershipGitConfig {
+  /** A full ref name (`refs/cf-oauth-gitops/ownership` by default). */
+  ref: string;
+  /** Where readers (`plan`) fetch it; the clone holding the config file's `origin` when left out. */
+  url?: string;
 }
 
 /** How `run` reads a desired-state directory (engine/desired-snapshot.ts, core/deferred-deletes.ts). */
@@ -114,6 +128,8 @@ export interface ReconcilerConfig {
   /** Seconds between reconciles in `run`. */
   interval: number;
   source?: { git: GitSourceConfig };
+  /** Where the ownership record is shared between `run` and `plan`; the state directory only when absent. */
+  ownership?: { git: OwnershipGitConfig };
   daemon: DaemonReadConfig;
   server: { address: string };
   webhook?: { secret_env?: string; secret_file?: string };

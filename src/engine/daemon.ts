@@ -1,10 +1,11 @@
+import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleepTimer } from "node:timers/promises";
 import type { OAuthClientsWriter } from "../cloudflare/client.js";
-import { loadDesiredState } from "../config/index.js";
+import { loadDesiredState, policyFromConfig } from "../config/index.js";
 import type { ReconcilerConfig } from "../config/types.js";
 import { deferDeletes, deferredDeleteKey, type HeldDelete } from "../core/deferred-deletes.js";
-import type { Policy, DesiredState } from "../core/model.js";
+import type { Policy, DesiredState, Inventory } from "../core/model.js";
 import type {
   Change,
   ChangeKind,
@@ -19,6 +20,8 @@ import type { Logger } from "../log.js";
 import type { ApplyReport, ChangeResult } from "./apply.js";
 import { DEFAULT_SNAPSHOT_ATTEMPTS, loadStableDesired } from "./desired-snapshot.js";
 import type { GitSource } from "./git-source.js";
+import { publishOwnership, type PublishResult } from "./ownership-ref.js";
+import { checkRepositoryConfigPath, loadRepositoryConfig } from "./repo-config.js";
 import { type ReconcileDeps, reconcileOnce } from "./reconcile.js";
 import {
   readRotationStatus,
@@ -52,6 +55,10 @@ import { WatchTrigger } from "./triggers/watch.js";
  *   still for a moment must not delete clients. The first-seen-absent times live in memory only, so a
  *   restart starts every delay again (later, never sooner). A git source deletes at once: a commit is
  *   whole.
+ * - With a git source, what a pull request's plan showed is what runs: `source.git.config` makes each
+ *   run plan with the config file of the commit it applies (engine/repo-config.ts), and
+ *   `ownership.git` publishes the ownership inventory to a ref of the repository after each run
+ *   that changed it (engine/ownership-ref.ts), where `plan` in CI reads it.
  */
 
 /** How a run ended. */
@@ -175,13 +182,34 @@ export interface DaemonObserver {
   rotationFinished(report: RotateReport): void;
 }
 
+/** One run's input, as its source prepared it. */
+export interface PreparedRun {
+  /** The config to load this run's desired state with. */
+  config: ReconcilerConfig;
+  /** The commit it belongs to (git), null for a directory. */
+  revision: string | null;
+  /** The policy of this run when the source decides it (`source.git.config`); the daemon's otherwise. */
+  policy?: Policy;
+  /** The commit's own config file is missing or invalid: the run is `invalid`, nothing is planned. */
+  configError?: ConfigError;
+}
+
 /** Where the desired state of one run comes from. */
 export interface DesiredSource {
   readonly kind: "directory" | "git";
-  /** The config to load this run's desired state with, and the commit it belongs to (git). */
-  prepare(signal: AbortSignal): Promise<{ config: ReconcilerConfig; revision: string | null }>;
+  prepare(signal: AbortSignal): Promise<PreparedRun>;
   /** For status: no credentials. */
   describe(): Record<string, string>;
+  /**
+   * Publishes the inventory to `ref` of the source repository (git only; engine/ownership-ref.ts).
+   * Resolves with what the ref holds afterwards.
+   */
+  publishOwnership?(
+    inventory: Inventory,
+    ref: string,
+    revision: string | null,
+    signal: AbortSignal,
+  ): Promise<PublishResult>;
 }
 
 /** The desired state is the config's `desired:` path, read as it is on disk at each run. */
@@ -194,21 +222,74 @@ export function directorySource(config: ReconcilerConfig): DesiredSource {
 }
 
 /**
- * The desired state is `source.git.path` in the fetched branch. File names in messages are relative
- * to the repository root (`clients/web.yaml:12:5`), which is what a reviewer sees in the commit.
+ * The desired state is `source.git.path` in the fetched branch, or, with `source.git.config`, what
+ * that file of the commit says (engine/repo-config.ts). File names in messages are relative to the
+ * repository root (`clients/web.yaml:12:5`), which is what a reviewer sees in the commit.
+ *
+ * `now` dates the ownership commits; `scratchDir` holds the object files they are built from.
  */
-export function gitDesiredSource(config: ReconcilerConfig, git: GitSource): DesiredSource {
+export function gitDesiredSource(
+  config: ReconcilerConfig,
+  git: GitSource,
+  publishing: { now: () => Date; scratchDir: string } = {
+    now: () => new Date(),
+    scratchDir: join(config.state_dir, "git", "ownership"),
+  },
+): DesiredSource {
+  const configPath = config.source?.git.config;
+  // Refused at start, not at the first run: any root gives the same answer for a relative path.
+  if (configPath !== undefined) checkRepositoryConfigPath(config.state_dir, configPath);
+  let known: { commit: string; body: string } | null = null;
   return {
     kind: "git",
     prepare: async (signal) => {
       const checkout = await git.sync(signal);
-      return {
-        revision: checkout.revision,
-        config: { ...config, desired: checkout.desiredPath, display_root: checkout.root },
-      };
+      const revision = checkout.revision;
+      if (configPath === undefined) {
+        return {
+          revision,
+          config: { ...config, desired: checkout.desiredPath, display_root: checkout.root },
+        };
+      }
+      try {
+        const effective = await loadRepositoryConfig(config, checkout.root, configPath);
+        return { revision, config: effective, policy: policyFromConfig(effective) };
+      } catch (error) {
+        if (error instanceof ConfigError) return { revision, config, configError: error };
+        throw error;
+      }
     },
-    describe: () => ({ type: "git", url: git.displayUrl, branch: git.branch }),
+    describe: () => ({
+      type: "git",
+      url: git.displayUrl,
+      branch: git.branch,
+      ...(configPath !== undefined ? { config: configPath } : {}),
+    }),
+    publishOwnership: async (inventory, ref, revision, signal) => {
+      const result = await publishOwnership((args, s) => git.runInCheckout(args, s), {
+        ref,
+        inventory,
+        revision,
+        now: publishing.now(),
+        scratchDir: publishing.scratchDir,
+        known,
+        signal,
+      });
+      known = { commit: result.commit, body: result.body };
+      return result;
+    },
   };
+}
+
+/** The published ownership record, as `/status` shows it. */
+export interface OwnershipPublication {
+  ref: string;
+  /** The commit the ref held after the last attempt (null when it has never been read). */
+  commit: string | null;
+  /** When this process last pushed a new record. */
+  published_at: string | null;
+  /** The last attempt's failure; null once one succeeds. */
+  error: RunError | null;
 }
 
 export interface DaemonTriggerOptions {
@@ -268,6 +349,7 @@ export class Daemon {
   #heldTimer: NodeJS.Timeout | null = null;
   /** Digest of the last directory snapshot that held still (engine/desired-snapshot.ts). */
   #stableDigest: string | null = null;
+  #ownership: OwnershipPublication | null = null;
 
   constructor(options: DaemonOptions) {
     this.#options = options;
@@ -384,6 +466,7 @@ export class Daemon {
         checked_at: isoOrNull(this.#rotation?.checkedAt ?? null),
         clients: statuses,
       },
+      ownership: this.#ownership,
       errors: errorsOf(last),
     };
   }
@@ -446,17 +529,62 @@ export class Daemon {
     const prepared = await this.#options.source.prepare(signal);
     record.revision = prepared.revision;
     this.#seenRevision = prepared.revision;
-    let desired: DesiredState;
+    if (prepared.configError) return this.#fail(record, "invalid", prepared.configError);
     try {
-      desired = await this.#loadDesired(prepared.config, signal);
-    } catch (error) {
-      const result = signal.aborted ? "aborted" : error instanceof ConfigError ? "invalid" : "error";
-      return this.#fail(record, result, error);
+      let desired: DesiredState;
+      try {
+        desired = await this.#loadDesired(prepared.config, signal);
+      } catch (error) {
+        const result = signal.aborted ? "aborted" : error instanceof ConfigError ? "invalid" : "error";
+        return this.#fail(record, result, error);
+      }
+      if (signal.aborted) return this.#fail(record, "aborted", signal.reason);
+      await this.#reconcile(record, desired, prepared.policy ?? this.#options.policy, signal);
+      if (reasons.has("rotation") && !signal.aborted) await this.#rotate(record, desired, signal);
+      await this.#refreshRotationStatus(record, desired, signal);
+    } finally {
+      await this.#publishOwnership(record, prepared.config, signal);
     }
-    if (signal.aborted) return this.#fail(record, "aborted", signal.reason);
-    await this.#reconcile(record, desired, signal);
-    if (reasons.has("rotation") && !signal.aborted) await this.#rotate(record, desired, signal);
-    await this.#refreshRotationStatus(record, desired, signal);
+  }
+
+  /**
+   * Brings the published ownership record up to date (`ownership.git`), after every run, whatever
+   * its result: a run that failed half-way may have created clients too, and a record that could not
+   * be pushed last time is pushed now. Skipped in dry-run (nothing is written) and during shutdown
+   * (the next start publishes). A failure makes an `ok` run `partial`: until it succeeds, `plan` in
+   * CI reads the previous record and may not show deletes of clients created since.
+   */
+  async #publishOwnership(record: RunRecord, config: ReconcilerConfig, signal: AbortSignal): Promise<void> {
+    const ref = config.ownership?.git.ref;
+    const publish = this.#options.source.publishOwnership;
+    if (ref === undefined || !publish || this.mode === "dry-run" || signal.aborted) return;
+    const previous = this.#ownership?.ref === ref ? this.#ownership : null;
+    try {
+      const inventory = await this.#deps.inventoryStore.load();
+      const result = await publish(inventory, ref, record.revision, signal);
+      const published_at = result.changed ? this.#deps.now().toISOString() : (previous?.published_at ?? null);
+      this.#ownership = { ref, commit: result.commit, published_at, error: null };
+      if (result.changed)
+        this.#log.info({ run: record.id, ref, commit: result.commit }, "ownership record published");
+    } catch (error) {
+      const failure = new GitOpsError(
+        "E_OWNERSHIP_PUBLISH",
+        `cannot publish the ownership record to ${ref}: ${(error as Error).message}; plans in CI read ` +
+          "the previous record until a run publishes it",
+        { disposition: "transient", cause: error },
+      );
+      this.#ownership = {
+        ref,
+        commit: previous?.commit ?? null,
+        published_at: previous?.published_at ?? null,
+        error: errorOf(failure),
+      };
+      this.#log.error({ run: record.id, error: errorOf(failure) }, "ownership record not published");
+      if (record.result === "ok") {
+        record.result = "partial";
+        record.error = errorOf(failure);
+      }
+    }
   }
 
   /** A git checkout is whole; a directory is read as a stable snapshot (engine/desired-snapshot.ts). */
@@ -528,11 +656,16 @@ export class Daemon {
     this.#heldTimer.unref();
   }
 
-  async #reconcile(record: RunRecord, desired: DesiredState, signal: AbortSignal): Promise<void> {
+  async #reconcile(
+    record: RunRecord,
+    desired: DesiredState,
+    policy: Policy,
+    signal: AbortSignal,
+  ): Promise<void> {
     try {
       const result = await reconcileOnce(this.#deps, {
         desired,
-        policy: this.#options.policy,
+        policy,
         rotation: this.#options.config.rotation,
         signal,
         ...(this.#options.source.kind === "directory"

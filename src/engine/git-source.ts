@@ -108,6 +108,15 @@ export class GitSource {
   }
 
   /**
+   * Runs one git command in the working copy, with the same credentials, prompts-off environment and
+   * timeout as the fetches: how the daemon publishes its ownership record to a ref of this repository
+   * (engine/ownership-ref.ts). `origin` is the configured repository. Call after {@link sync}.
+   */
+  runInCheckout(args: string[], signal?: AbortSignal): Promise<string> {
+    return this.#git(args, this.#options.checkoutDir, signal);
+  }
+
+  /**
    * A working copy with `origin` set to the configured URL WITHOUT its credentials (they are passed
    * per command through the environment, see #git), re-initialised if it is broken. A lock file left by
    * a git process killed mid-checkout (a pod or OOM kill takes the whole process group) is removed:

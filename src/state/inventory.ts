@@ -50,32 +50,11 @@ export class FileInventoryStore implements InventoryStore {
         cause: error,
       });
     }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (error) {
-      throw new StateError("E_STATE_CORRUPT", `${this.path} is not valid JSON: ${(error as Error).message}`, {
-        cause: error,
-      });
-    }
-    const result = inventorySchema.safeParse(parsed);
-    if (!result.success) {
-      const first = result.error.issues[0];
-      throw new StateError(
-        "E_STATE_CORRUPT",
-        `${this.path}: ${first?.path.join(".") ?? ""}: ${first?.message ?? "invalid inventory"}`,
-      );
-    }
-    return { accounts: result.data.accounts };
+    return parseInventory(text, this.path);
   }
 
   async save(inventory: Inventory): Promise<void> {
-    const sorted: Record<string, InventoryEntry[]> = {};
-    for (const account of Object.keys(inventory.accounts).sort()) {
-      const entries = inventory.accounts[account] ?? [];
-      sorted[account] = [...entries].sort((a, b) => a.client_id.localeCompare(b.client_id));
-    }
-    const body = `${JSON.stringify({ version: 1, accounts: sorted }, null, 2)}\n`;
+    const body = serializeInventory(inventory);
     try {
       await writeFileAtomic(this.path, body, { mode: 0o600 });
     } catch (error) {
@@ -84,6 +63,40 @@ export class FileInventoryStore implements InventoryStore {
       });
     }
   }
+}
+
+/**
+ * The inventory as its file holds it: accounts and entries sorted, so the same ownership always gives
+ * the same bytes (the published copy, engine/ownership-ref.ts, is compared byte for byte).
+ */
+export function serializeInventory(inventory: Inventory): string {
+  const sorted: Record<string, InventoryEntry[]> = {};
+  for (const account of Object.keys(inventory.accounts).sort()) {
+    const entries = inventory.accounts[account] ?? [];
+    sorted[account] = [...entries].sort((a, b) => a.client_id.localeCompare(b.client_id));
+  }
+  return `${JSON.stringify({ version: 1, accounts: sorted }, null, 2)}\n`;
+}
+
+/** Parses an inventory file's text; `where` names it in the `E_STATE_CORRUPT` message. */
+export function parseInventory(text: string, where: string): Inventory {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new StateError("E_STATE_CORRUPT", `${where} is not valid JSON: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  const result = inventorySchema.safeParse(parsed);
+  if (!result.success) {
+    const first = result.error.issues[0];
+    throw new StateError(
+      "E_STATE_CORRUPT",
+      `${where}: ${first?.path.join(".") ?? ""}: ${first?.message ?? "invalid inventory"}`,
+    );
+  }
+  return { accounts: result.data.accounts };
 }
 
 /** Returns a copy of the inventory with the entry recorded (replacing one with the same id). */

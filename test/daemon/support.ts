@@ -331,6 +331,43 @@ export class GitRepo {
     git(this.work, ["push", "--quiet", "origin", "HEAD:refs/heads/main"]);
     return git(this.work, ["rev-parse", "HEAD"]).trim();
   }
+
+  /**
+   * Commits `files` on `branch` (started from main's head), pushes that branch (a pull request's
+   * branch), and returns the working clone to main; returns the new sha.
+   */
+  async commitOnBranch(branch: string, files: Record<string, string>, message = "change"): Promise<string> {
+    git(this.work, ["checkout", "--quiet", "-B", branch, "main"]);
+    try {
+      for (const [path, content] of Object.entries(files)) {
+        await mkdir(dirname(join(this.work, path)), { recursive: true });
+        await writeFile(join(this.work, path), content);
+      }
+      git(this.work, ["add", "-A"]);
+      git(this.work, ["commit", "--quiet", "-m", message]);
+      git(this.work, ["push", "--quiet", "origin", `HEAD:refs/heads/${branch}`]);
+      return git(this.work, ["rev-parse", "HEAD"]).trim();
+    } finally {
+      git(this.work, ["checkout", "--quiet", "main"]);
+    }
+  }
+
+  /** Merges `branch` into main (fast-forward when it can) and pushes main; returns main's new sha. */
+  merge(branch: string): string {
+    git(this.work, ["merge", "--quiet", "--no-edit", branch]);
+    git(this.work, ["push", "--quiet", "origin", "HEAD:refs/heads/main"]);
+    return git(this.work, ["rev-parse", "HEAD"]).trim();
+  }
+
+  /** A fresh clone of `branch` into `dir` (what a CI job checks out). */
+  cloneTo(dir: string, branch = "main"): void {
+    git(dirname(dir), ["clone", "--quiet", "--branch", branch, this.url, dir]);
+  }
+
+  /** Runs git in the bare repository (inspecting refs the daemon pushed). */
+  gitBare(args: string[]): string {
+    return git(this.bare, args);
+  }
 }
 
 function git(cwd: string, args: string[]): string {
