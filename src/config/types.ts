@@ -82,6 +82,14 @@ export interface GitSourceConfig {
   path: string;
   /** Seconds between fetches. */
   interval: number;
+  /** https: the token's environment variable, or its file (absolute); never both. */
+  token_env?: string;
+  token_file?: string;
+  /** Sent with the token as HTTP basic auth; `x-access-token` when a token is given and this is not. */
+  username?: string;
+  /** ssh: private key and the known hosts trusted (absolute; both or neither). */
+  ssh_key_file?: string;
+  known_hosts_file?: string;
 }
 
 /** How `run` reads a desired-state directory (engine/desired-snapshot.ts, core/deferred-deletes.ts). */
