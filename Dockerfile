@@ -17,9 +17,10 @@ COPY src ./src
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
 FROM ${BASE} AS runtime
-# git is needed for the git source (`source: {git: ...}`); nothing else is installed.
+# git is needed for the git source (`source: {git: ...}`), tini is PID 1 (see ENTRYPOINT); nothing
+# else is installed.
 RUN apt-get update \
-  && apt-get install -y --no-install-recommends git ca-certificates \
+  && apt-get install -y --no-install-recommends git ca-certificates tini \
   && rm -rf /var/lib/apt/lists/* \
   && groupadd --gid 10001 cfog \
   && useradd --uid 10001 --gid 10001 --home-dir /var/lib/cf-oauth-gitops --no-create-home --shell /usr/sbin/nologin cfog \
@@ -41,9 +42,9 @@ EXPOSE 9090
 # node itself answers the probe: the image has no curl. Works with a read-only root filesystem.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:9090/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-# node runs as PID 1 and handles SIGTERM/SIGINT itself (the daemon finishes the step in flight and
-# exits 0); zombie reaping is not needed because the only children are short git commands that it
-# waits for. `docker run --init` is harmless if you prefer it.
-ENTRYPOINT ["node", "/app/dist/cli/main.js"]
+# tini is PID 1: it reaps the processes that children leave behind (an exec sink's gpg starts a
+# gpg-agent that outlives it; git can leave ssh), which node, as PID 1, would keep as zombies, and it
+# forwards SIGTERM/SIGINT to node, which finishes the step in flight and exits 0 (tini exits with it).
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/dist/cli/main.js"]
 # The config (and desired state, unless a git source is configured) is mounted at /config.
 CMD ["run", "-c", "/config/cf-oauth-gitops.yaml", "--state-dir", "/var/lib/cf-oauth-gitops", "--listen", "0.0.0.0:9090"]

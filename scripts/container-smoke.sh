@@ -161,7 +161,7 @@ cfg=$("${BUILDAH[@]}" inspect --type image --format \
   '{{.Docker.Config.User}}|{{.Docker.Config.Entrypoint}}|{{.Docker.Config.Healthcheck.Test}}' "$IMAGE")
 IFS='|' read -r img_user img_entry img_health <<<"$cfg"
 [[ $img_user == 10001:10001 ]] && pass "image config: USER $img_user" || fail "image config: USER is '$img_user'"
-[[ $img_entry == '[node /app/dist/cli/main.js]' ]] && pass "image config: ENTRYPOINT $img_entry" ||
+[[ $img_entry == '[/usr/bin/tini -- node /app/dist/cli/main.js]' ]] && pass "image config: ENTRYPOINT $img_entry" ||
   fail "image config: ENTRYPOINT is $img_entry"
 [[ $img_health == *healthz* ]] && pass "image config: HEALTHCHECK $img_health" ||
   fail "image config: no HEALTHCHECK ($img_health)"
@@ -258,7 +258,7 @@ set -e
   { sed 's/^/    /' "$WORK/plan.out" | tail -20; fail "plan --detailed-exitcode exited $code"; }
 
 # The daemon with the image's default CMD (`run ... --listen 0.0.0.0:9090`), which the HEALTHCHECK
-# probes; then SIGTERM, which node (PID 1) must turn into a clean exit 0.
+# probes; then SIGTERM, which tini (PID 1) forwards and node must turn into a clean exit 0.
 check_daemon() {
   "${PODMAN[@]}" rm -f "$DAEMON" >/dev/null 2>&1 || true
   "${PODMAN[@]}" run -d --name "$DAEMON" --read-only --read-only-tmpfs=false --network host "${LIMITS[@]}" \
@@ -277,6 +277,10 @@ check_daemon() {
     "${PODMAN[@]}" logs "$DAEMON" 2>&1 | tail -20 | sed 's/^/    /'
     fail "daemon: HEALTHCHECK never passed"
   fi
+  # The default ENTRYPOINT puts tini at PID 1 (it reaps what exec sinks' programs leave behind).
+  local init
+  init=$("${PODMAN[@]}" exec "$DAEMON" cat /proc/1/comm 2>>"$WORK/daemon.err" || true)
+  [[ $init == tini ]] && pass "daemon: PID 1 is tini" || fail "daemon: PID 1 is '$init', want tini"
   local t0=$SECONDS stopped
   "${PODMAN[@]}" stop -t 20 "$DAEMON" >/dev/null 2>>"$WORK/daemon.err" || true
   "${PODMAN[@]}" logs "$DAEMON" >"$WORK/daemon.log" 2>&1 || true

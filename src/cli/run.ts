@@ -85,7 +85,12 @@ export const runCommand: Command = async (ctx) => {
   const writer = dryRun ? null : createClient(clientOptions);
   const client = writer ?? createReader(clientOptions);
   const git = config.source
-    ? new GitSource({ ...config.source.git, checkoutDir: join(config.state_dir, "git", "checkout"), logger })
+    ? new GitSource({
+        ...config.source.git,
+        checkoutDir: join(config.state_dir, "git", "checkout"),
+        logger,
+        env: ctx.env,
+      })
     : null;
   let abandoned = false;
   try {

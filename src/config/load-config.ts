@@ -169,6 +169,7 @@ function checkConfig(data: Record<string, unknown>, where: Locator): ConfigIssue
       ),
     );
   }
+  issues.push(...checkGitCredentials(data, where));
   const webhook = data.webhook;
   if (isRecord(webhook) && webhook.secret_env === undefined && webhook.secret_file === undefined) {
     issues.push(
@@ -177,6 +178,100 @@ function checkConfig(data: Record<string, unknown>, where: Locator): ConfigIssue
         ["webhook"],
         "E_REQUIRED",
         "a webhook needs `secret_env` or `secret_file`: unsigned webhooks are refused",
+      ),
+    );
+  }
+  return issues;
+}
+
+/** How a git URL is reached: the credentials that fit it differ. */
+export function gitTransport(url: string): "http" | "ssh" | "other" {
+  if (/^https?:\/\//i.test(url)) return "http";
+  if (/^ssh:\/\//i.test(url)) return "ssh";
+  // scp-like `[user@]host:path`: a colon before any slash, and no `scheme://` (git's own rule).
+  if (!url.includes("://") && /^(?:[^/:@\s]+@)?[^/:\s]+:/.test(url)) return "ssh";
+  return "other";
+}
+
+/**
+ * `source.git` credentials fit the URL and come from one place: a token (environment or file) for
+ * https, a key with the known hosts for ssh. A key without known hosts is refused: ssh would have to
+ * trust whatever host answers first, and a reconciler that can be pointed at a forged repository
+ * writes OAuth clients from it.
+ */
+function checkGitCredentials(data: Record<string, unknown>, where: Locator): ConfigIssue[] {
+  const source = isRecord(data.source) ? data.source : {};
+  const git = isRecord(source.git) ? source.git : undefined;
+  if (!git || typeof git.url !== "string") return [];
+  const at = (key: string) => ["source", "git", key];
+  const issues: ConfigIssue[] = [];
+  const transport = gitTransport(git.url);
+  const hasToken = git.token_env !== undefined || git.token_file !== undefined;
+  const hasSsh = git.ssh_key_file !== undefined || git.known_hosts_file !== undefined;
+  if (git.token_env !== undefined && git.token_file !== undefined) {
+    issues.push(
+      issueAt(
+        where,
+        at("token_file"),
+        "E_GIT_CREDENTIALS",
+        "give `token_env` or `token_file`, not both",
+        "key",
+      ),
+    );
+  }
+  if (hasToken && transport !== "http") {
+    const key = git.token_env !== undefined ? "token_env" : "token_file";
+    issues.push(
+      issueAt(
+        where,
+        at(key),
+        "E_GIT_CREDENTIALS",
+        "a token is sent over http(s) only; for an ssh URL use `ssh_key_file` and `known_hosts_file`",
+        "key",
+      ),
+    );
+  }
+  if (git.username !== undefined && !hasToken) {
+    issues.push(
+      issueAt(
+        where,
+        at("username"),
+        "E_GIT_CREDENTIALS",
+        "`username` goes with `token_env` or `token_file`",
+        "key",
+      ),
+    );
+  }
+  if (hasSsh && transport !== "ssh") {
+    const key = git.ssh_key_file !== undefined ? "ssh_key_file" : "known_hosts_file";
+    issues.push(
+      issueAt(
+        where,
+        at(key),
+        "E_GIT_CREDENTIALS",
+        "an ssh key is used with an ssh URL only (ssh://host/repo or git@host:repo); for https use `token_env` or `token_file`",
+        "key",
+      ),
+    );
+  }
+  if (git.ssh_key_file !== undefined && git.known_hosts_file === undefined) {
+    issues.push(
+      issueAt(
+        where,
+        at("ssh_key_file"),
+        "E_GIT_KNOWN_HOSTS",
+        "`ssh_key_file` needs `known_hosts_file` (the host keys to trust, e.g. from `ssh-keyscan HOST`, checked): host keys are never accepted on first use",
+        "key",
+      ),
+    );
+  }
+  if (hasToken && transport === "http" && /^https?:\/\/[^/]*@/i.test(git.url)) {
+    issues.push(
+      issueAt(
+        where,
+        at("url"),
+        "E_GIT_CREDENTIALS",
+        "the URL carries credentials and a token is configured too; remove them from the URL",
       ),
     );
   }
@@ -227,6 +322,11 @@ function buildConfig(out: ConfigOutput, { absolute, cwd, where }: BuildContext):
         path: out.source.git.path,
         interval: parseDuration(out.source.git.interval),
         config: out.source.git.config,
+        token_env: out.source.git.token_env,
+        token_file: atOptional(out.source.git.token_file),
+        username: out.source.git.username,
+        ssh_key_file: atOptional(out.source.git.ssh_key_file),
+        known_hosts_file: atOptional(out.source.git.known_hosts_file),
       }),
     },
     ownership: out.ownership && { git: compact({ ref: out.ownership.git.ref, url: out.ownership.git.url }) },

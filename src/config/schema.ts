@@ -539,7 +539,10 @@ export const configSchema = z
     source: z
       .strictObject({
         git: z.strictObject({
-          url: nonEmpty,
+          url: nonEmpty.meta({
+            description:
+              "https://, http://, ssh:// or user@host:path. Give credentials with token_env/token_file or ssh_key_file, not in the URL (this file is often a ConfigMap).",
+          }),
           branch: nonEmpty.default("main"),
           path: nonEmpty.default("."),
           config: nonEmpty.optional().meta({
@@ -547,6 +550,25 @@ export const configSchema = z
               "A cf-oauth-gitops.yaml inside the repository: each run of `run` takes `desired`, `account_id`, `prune`, `ignore`, `safety` and `ownership` from this file at the commit it applies (the file a pull request's plan used); `path` is then not used.",
           }),
           interval: positiveDurationSchema.default("1m"),
+          token_env: envNameSchema.optional().meta({
+            description:
+              "https URL: environment variable holding an access token, sent as HTTP basic auth `username:token`.",
+          }),
+          token_file: nonEmpty.optional().meta({
+            description:
+              "https URL: file holding an access token (read before each git command, so a rotated Secret is picked up). Relative to this file.",
+          }),
+          username: nonEmpty.optional().meta({
+            description:
+              "User name sent with the token (default `x-access-token`, as GitHub wants; GitLab: `oauth2`, Bitbucket: `x-token-auth`).",
+          }),
+          ssh_key_file: nonEmpty.optional().meta({
+            description: "ssh URL: private key file (needs `known_hosts_file`). Relative to this file.",
+          }),
+          known_hosts_file: nonEmpty.optional().meta({
+            description:
+              "ssh URL: the only host keys trusted (StrictHostKeyChecking=yes; `ssh-keyscan HOST` output, checked). Relative to this file.",
+          }),
         }),
       })
       .optional(),

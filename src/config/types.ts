@@ -88,6 +88,14 @@ export interface GitSourceConfig {
    * `gitDesiredSource`), so what runs is what the pull request's plan used.
    */
   config?: string;
+  /** https: the token's environment variable, or its file (absolute); never both. */
+  token_env?: string;
+  token_file?: string;
+  /** Sent with the token as HTTP basic auth; `x-access-token` when a token is given and this is not. */
+  username?: string;
+  /** ssh: private key and the known hosts trusted (absolute; both or neither). */
+  ssh_key_file?: string;
+  known_hosts_file?: string;
 }
 
 /** `ownership.git`: the ownership inventory published to a ref of the source repository. */

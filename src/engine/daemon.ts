@@ -44,7 +44,8 @@ import { WatchTrigger } from "./triggers/watch.js";
  *
  * What the daemon adds to `apply`:
  * - Invalid desired state is never applied: the run ends `invalid`, the live state stays as the last
- *   good run left it, and status/readiness/metrics/logs carry every located issue.
+ *   good run left it, and status/metrics/logs carry every located issue (readiness stays: the pod
+ *   must keep receiving the webhook for the fix).
  * - Shutdown never abandons a write: the stop signal keeps new changes from starting, while a change
  *   already started runs to its end (the engine never hands the stop signal to a write, see
  *   `ApplyDeps.signal`), so a client created just before SIGTERM still gets its secret published.
@@ -136,6 +137,12 @@ export interface HeldDeletionDigest extends ChangeDigest {
 /** Why `/readyz` says what it says. */
 export interface Readiness {
   ready: boolean;
+  reason: string | null;
+}
+
+/** Whether the last run went cleanly: `/status` and the `last_run_success` metric carry it. */
+export interface RunHealth {
+  healthy: boolean;
   reason: string | null;
 }
 
@@ -424,16 +431,26 @@ export class Daemon {
     return this.#last as RunRecord;
   }
 
-  /** Ready: the last run finished cleanly (and so the API answered it). */
+  /**
+   * Ready: the process serves and takes triggers, i.e. from start (the config was loaded before the
+   * server listens) until shutdown. A failed or invalid run does not make it unready: a Service that
+   * dropped the pod would refuse the webhook for the very commit that fixes the run. How the last run
+   * went is {@link runHealth}.
+   */
   readiness(): Readiness {
-    const last = this.#last;
     if (this.#stop.signal.aborted) return { ready: false, reason: "shutting down" };
-    if (!last) return { ready: false, reason: "no run has finished yet" };
-    if (last.result === "ok") return { ready: true, reason: null };
+    return { ready: true, reason: null };
+  }
+
+  /** Healthy: the last run finished cleanly (and so the API answered it). */
+  runHealth(): RunHealth {
+    const last = this.#last;
+    if (!last) return { healthy: false, reason: "no run has finished yet" };
+    if (last.result === "ok") return { healthy: true, reason: null };
     if (last.result === "partial" && last.apply?.failed) {
-      return { ready: false, reason: `${last.apply.failed} change(s) failed in the last run` };
+      return { healthy: false, reason: `${last.apply.failed} change(s) failed in the last run` };
     }
-    return { ready: false, reason: `last run ${last.result}: ${last.error?.message ?? "no detail"}` };
+    return { healthy: false, reason: `last run ${last.result}: ${last.error?.message ?? "no detail"}` };
   }
 
   /** Everything `/status` shows. Never a secret: records hold names, ids, codes and messages. */
@@ -445,6 +462,7 @@ export class Daemon {
       started_at: this.#startedAt.toISOString(),
       source: this.#options.source.describe(),
       ready: this.readiness(),
+      run_health: this.runHealth(),
       running: this.#current,
       last_run: last,
       last_success: this.#lastSuccess,

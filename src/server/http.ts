@@ -6,7 +6,8 @@ import { sendJson, sendText } from "./respond.js";
 /**
  * The daemon's HTTP endpoints (node:http, no framework):
  * - `GET /healthz`  200 while the process serves requests.
- * - `GET /readyz`   200 when the last run finished cleanly; 503 with a JSON reason otherwise.
+ * - `GET /readyz`   200 while the daemon takes triggers (start to shutdown), whatever the last run
+ *   did; 503 with a JSON reason while shutting down. Run health is in `/status` and `/metrics`.
  * - `GET /status`   the daemon's JSON status (never a secret).
  * - `GET /metrics`  Prometheus text exposition.
  * - `POST /hooks/git` the webhook (404 when no webhook is configured).

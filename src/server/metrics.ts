@@ -41,6 +41,7 @@ export class DaemonMetrics implements DaemonObserver {
   readonly #triggers: Counter<"reason">;
   readonly #webhooks: Counter<"result">;
   readonly #lastSuccess: Gauge;
+  readonly #lastRunSuccess: Gauge;
   readonly #info: Gauge<"revision" | "version" | "mode">;
   readonly #up: Gauge;
   #issuedAt = new Map<string, { account: string; client_name: string; issuedMs: number }>();
@@ -144,7 +145,18 @@ export class DaemonMetrics implements DaemonObserver {
       registers,
     });
     this.#lastSuccess.set(0);
-    this.#up = new Gauge({ name: name("ready"), help: "1 when /readyz answers 200.", registers });
+    // Readiness no longer follows the runs (engine/daemon.ts `readiness`): this is the alertable one.
+    this.#lastRunSuccess = new Gauge({
+      name: name("last_run_success"),
+      help: "1 when the last run finished cleanly (result ok), 0 after a failed, invalid, unsafe or partial run and before the first.",
+      registers,
+    });
+    this.#lastRunSuccess.set(0);
+    this.#up = new Gauge({
+      name: name("ready"),
+      help: "1 when /readyz answers 200 (the daemon takes triggers; not the last run's health).",
+      registers,
+    });
     this.#up.set(0);
     this.#info = new Gauge({
       name: name("info"),
@@ -185,6 +197,7 @@ export class DaemonMetrics implements DaemonObserver {
   runFinished(record: RunRecord): void {
     const result = record.result ?? "error";
     this.#runs.inc({ result });
+    this.#lastRunSuccess.set(result === "ok" ? 1 : 0);
     this.#duration.observe({ result }, record.duration_seconds ?? 0);
     if (record.apply) {
       for (const kind of CHANGE_KINDS) {

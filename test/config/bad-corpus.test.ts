@@ -163,6 +163,21 @@ const CASES: Record<string, Case> = {
     message: "`read_command` is required",
     at: "config-exec-no-read-command/cf-oauth-gitops.yaml:6:5",
   },
+  "config-git-key-with-https-url": {
+    code: "E_GIT_CREDENTIALS",
+    message: "an ssh key is used with an ssh URL only",
+    at: "config-git-key-with-https-url/cf-oauth-gitops.yaml:7:5",
+  },
+  "config-git-ssh-key-without-known-hosts": {
+    code: "E_GIT_KNOWN_HOSTS",
+    message: "`ssh_key_file` needs `known_hosts_file`",
+    at: "config-git-ssh-key-without-known-hosts/cf-oauth-gitops.yaml:7:5",
+  },
+  "config-git-token-with-ssh-url": {
+    code: "E_GIT_CREDENTIALS",
+    message: "a token is sent over http(s) only",
+    at: "config-git-token-with-ssh-url/cf-oauth-gitops.yaml:7:5",
+  },
   "config-missing-desired": {
     code: "E_REQUIRED",
     message: "`desired` is required",

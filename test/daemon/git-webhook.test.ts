@@ -32,7 +32,7 @@ const sumOf = (
     .reduce((n, s) => n + s.value, 0);
 
 describe("run with a git source and a webhook (real process)", () => {
-  it("applies commits on a signed webhook or the poll, refuses bad webhooks, keeps the last good state on an invalid commit", async () => {
+  it("applies commits on a signed webhook or the poll, refuses bad webhooks, keeps the last good state and stays ready on an invalid commit", async () => {
     const emu = await startTestEmulator();
     const dir = await tempDir("daemon-git");
     const repo = await GitRepo.create(dir);
@@ -100,10 +100,14 @@ describe("run with a git source and a webhook (real process)", () => {
     expect((await liveByName(emu)).get("alpha")?.["redirect_uris"]).toEqual([
       "https://alpha.example/callback",
     ]);
-    const ready = await daemon.get<{ ready: boolean; reason: string }>("/readyz");
-    expect(ready.status).toBe(503);
-    expect(ready.body.reason).toMatch(/clients\/apps\.yaml:21:5: clients\[2\]\.redirect_uri: unknown key/);
+    // The pod stays in its Service (readiness is not run health), so the fixing commit's webhook is
+    // received; /status and the metrics say the last run failed, with file:line:col.
+    const ready = await daemon.get<{ ready: boolean; reason: string | null }>("/readyz");
+    expect(ready.status).toBe(200);
+    expect(ready.body).toEqual({ ready: true, reason: null });
     const status = await daemon.get<{
+      ready: { ready: boolean };
+      run_health: { healthy: boolean; reason: string };
       last_run: {
         result: string;
         revision: string;
@@ -111,6 +115,11 @@ describe("run with a git source and a webhook (real process)", () => {
       };
       applied_revision: string;
     }>("/status");
+    expect(status.body.ready.ready).toBe(true);
+    expect(status.body.run_health.healthy).toBe(false);
+    expect(status.body.run_health.reason).toMatch(
+      /clients\/apps\.yaml:21:5: clients\[2\]\.redirect_uri: unknown key/,
+    );
     expect(status.body.last_run).toMatchObject({ result: "invalid", revision: shaD });
     expect(status.body.last_run.error.issues[0]).toMatchObject({
       file: "clients/apps.yaml",
@@ -121,7 +130,8 @@ describe("run with a git source and a webhook (real process)", () => {
     expect(status.body.applied_revision).toBe(shaC);
     m = await metrics();
     expect(sumOf(m, "cf_oauth_gitops_runs_total", { result: "invalid" })).toBe(1);
-    expect(sumOf(m, "cf_oauth_gitops_ready")).toBe(0);
+    expect(sumOf(m, "cf_oauth_gitops_last_run_success")).toBe(0);
+    expect(sumOf(m, "cf_oauth_gitops_ready")).toBe(1);
 
     // The next good commit applies.
     const shaE = await repo.commit(
@@ -140,6 +150,10 @@ describe("run with a git source and a webhook (real process)", () => {
       "https://alpha.example/changed",
     ]);
     expect((await daemon.get("/readyz")).status).toBe(200);
+    expect((await daemon.get<{ run_health: { healthy: boolean } }>("/status")).body.run_health.healthy).toBe(
+      true,
+    );
+    expect(sumOf(await metrics(), "cf_oauth_gitops_last_run_success")).toBe(1);
 
     // /metrics parses strictly and carries what the issue asks for.
     m = await metrics();

@@ -27,7 +27,7 @@ describe("Dockerfile", () => {
     expect(validate("FROM\nRUNN echo\n").length).toBeGreaterThan(0);
   });
 
-  it("is multi-stage on an overridable node:24-bookworm-slim base (Node 24, the active LTS line), non-root, with a healthcheck and the CLI entrypoint", () => {
+  it("is multi-stage on an overridable node:24-bookworm-slim base (Node 24, the active LTS line), non-root, with a healthcheck and the CLI entrypoint under tini", () => {
     const lines = instructions(dockerfile);
     expect(lines).toContain("ARG BASE=node:24-bookworm-slim");
     expect(lines.filter((l) => l.startsWith("FROM ${BASE}"))).toHaveLength(2);
@@ -37,7 +37,9 @@ describe("Dockerfile", () => {
     expect(health).toContain("/healthz");
     expect(health).toContain('"node"');
     expect(health).not.toContain("curl");
-    expect(lines).toContain('ENTRYPOINT ["node", "/app/dist/cli/main.js"]');
+    // An init as PID 1 reaps what exec sinks' programs leave (gpg-agent) and forwards signals.
+    expect(lines).toContain('ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/dist/cli/main.js"]');
+    expect(lines.some((l) => l.startsWith("RUN") && / install .*\btini\b/.test(l))).toBe(true);
     expect(lines.find((l) => l.startsWith("CMD"))).toMatch(/^CMD \["run"/);
     expect(lines.some((l) => l.startsWith("RUN") && l.includes("git"))).toBe(true);
     expect(lines.some((l) => l.includes("npm prune --omit=dev"))).toBe(true);

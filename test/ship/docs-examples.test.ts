@@ -2,13 +2,12 @@ import { mkdtemp, mkdir, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { parseAllDocuments } from "yaml";
 import { loadConfig, loadDesiredState } from "../../src/config/index.js";
 import { ROOT } from "../e2e/support.js";
 
 /**
  * Every YAML example the docs show is loaded by the real loader: the README's desired-state and
- * config snippets, and the config inside the Kubernetes ConfigMap. An example that drifts from the
+ * config snippets, and the Kubernetes base's config file. An example that drifts from the
  * schema fails here, not in a user's first run.
  */
 async function readmeYamlBlocks(): Promise<string[]> {
@@ -49,10 +48,9 @@ describe("examples in the docs", () => {
     await expect(loadDesiredState(config)).resolves.toBeDefined();
   });
 
-  it("the config in deploy/kubernetes/configmap.yaml loads", async () => {
-    const text = await readFile(join(ROOT, "deploy/kubernetes/configmap.yaml"), "utf8");
-    const configMap = parseAllDocuments(text)[0]?.toJS() as { data: Record<string, string> };
-    const dir = await workspaceWith(configMap.data["cf-oauth-gitops.yaml"] ?? "", null);
+  it("the config in deploy/kubernetes/cf-oauth-gitops.yaml loads", async () => {
+    const text = await readFile(join(ROOT, "deploy/kubernetes/cf-oauth-gitops.yaml"), "utf8");
+    const dir = await workspaceWith(text, null);
     const config = await loadConfig(join(dir, "cf-oauth-gitops.yaml"));
     expect(config.source?.git.branch).toBe("main");
     expect(config.sinks["default"]?.type).toBe("kubernetes");
