@@ -344,7 +344,7 @@ export class VaultSink implements SecretSink {
         { disposition: "terminal", context: { ...context, type: data?.type } },
       );
     }
-    // The Vault CLI's rule (command/kv_helpers.go): no options or no version means version 1.
+    // As the Vault CLI reads it: no options, or no version in them, means version 1.
     const version = (data.options as { version?: unknown } | null | undefined)?.version;
     if (version !== "2") {
       throw new SinkError(

@@ -12,8 +12,8 @@
  *   that forgets to send one is caught;
  * - names checked as DNS-1123 subdomains (422 `Invalid`), the body's name and namespace must match
  *   the URL (400 `BadRequest`), `data` values must be base64 (400), `type` is immutable (422);
- * - an `immutable: true` Secret keeps its `data` and stays immutable, as the API server's
- *   `ValidateSecretUpdate` has it: an update that changes `data`, or that sets `immutable` back to
+ * - an `immutable: true` Secret keeps its `data` and stays immutable, as the API server validates a
+ *   Secret update: an update that changes `data`, or that sets `immutable` back to
  *   false or drops it, is a 422 `Invalid` (`data: Forbidden: field is immutable when \`immutable\` is
  *   set`); labels and annotations may still change;
  * - with `pathPrefix` (a proxy in front of the API server, such as Rancher's
@@ -340,7 +340,7 @@ export class KubernetesFake {
     const invalid: string[] = [];
     if (type !== current.type) invalid.push(`type: Invalid value: "${type}": field is immutable`);
     if (current.immutable === true) {
-      // ValidateSecretUpdate: once immutable, `immutable` must stay true and `data` must not change.
+      // Once immutable, `immutable` must stay true and `data` must not change.
       const forbidden = "Forbidden: field is immutable when `immutable` is set";
       if (input.rest["immutable"] !== true) invalid.push(`immutable: ${forbidden}`);
       if (!sameData(input.data, current.data ?? {})) invalid.push(`data: ${forbidden}`);

@@ -30,7 +30,7 @@
  *   `expire_time`), `POST /v1/auth/token/renew-self` (400 for a token that is not renewable; the new
  *   TTL is capped by the token's max TTL);
  * - Kubernetes auth: `POST /v1/auth/<mount>/login {role, jwt}` returning a client token with a TTL;
- * - a performance standby (Enterprise, after docs/enterprise/consistency in Vault's documentation),
+ * - a performance standby (Enterprise; as Vault's documentation on eventual consistency describes),
  *   when `performanceStandby` is on: every write returns `X-Vault-Index`, and reads are served from
  *   what the standby has received, which is the state when `performanceStandby` was turned on or
  *   `replicate()` last ran; a read that sends an `X-Vault-Index` the standby has not reached is
@@ -968,8 +968,8 @@ export function capabilitiesFor(policy: VaultPolicy, path: string): string[] {
 }
 
 /**
- * Whether a policy grants anything under a mount, the way Vault's `hasMountAccess` walks the ACL
- * for `sys/internal/ui/mounts`: a rule inside the mount, or a prefix rule covering it.
+ * Whether a policy grants anything under a mount, as Vault decides it for
+ * `sys/internal/ui/mounts`: a rule inside the mount, or a prefix rule covering it.
  */
 function hasMountAccess(policy: VaultPolicy, mountPath: string): boolean {
   const mount = `${mountPath}/`;
