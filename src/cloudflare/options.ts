@@ -1,5 +1,6 @@
 import { GitOpsError } from "../errors.js";
 import type { Logger } from "../log.js";
+import { proxySettings, type ProxySettings } from "../proxy.js";
 import { Secret } from "../secret.js";
 import type { RateBudgetOptions } from "./rate-budget.js";
 
@@ -49,6 +50,11 @@ export interface ClientOptions {
   maxResponseBytes?: number;
   /** Keep-alive connections per origin. Default 8. */
   connections?: number;
+  /**
+   * The proxy to go through (src/proxy.ts); read from `process.env` when left out.
+   * `clientOptionsFromEnv` takes it from the environment it was given.
+   */
+  proxy?: ProxySettings;
   userAgent?: string;
   /**
    * Called after every attempt with what the debug log line carries (never headers or bodies), so the
@@ -92,7 +98,12 @@ export function clientOptionsFromEnv(
   env: Readonly<Record<string, string | undefined>> = process.env,
   overrides: Partial<Omit<ClientOptions, "credentials" | "baseUrl">> = {},
 ): ClientOptions {
-  return { ...overrides, baseUrl: baseUrlFromEnv(env), credentials: credentialsFromEnv(env) };
+  return {
+    proxy: proxySettings(env),
+    ...overrides,
+    baseUrl: baseUrlFromEnv(env),
+    credentials: credentialsFromEnv(env),
+  };
 }
 
 function baseUrlFromEnv(env: Readonly<Record<string, string | undefined>>): string {

@@ -1,7 +1,8 @@
 import { setTimeout as sleepTimer } from "node:timers/promises";
-import { Agent, request } from "undici";
+import { request, type Dispatcher } from "undici";
 import type { z } from "zod";
 import { silentLogger, type Logger } from "../log.js";
+import { proxyAwareDispatcher, proxySettings } from "../proxy.js";
 import {
   CloudflareApiError,
   describeHttpFailure,
@@ -27,7 +28,9 @@ import { envelopeSchema, failureEnvelopeSchema } from "./schemas.js";
 import { describeIssues, scrubSecrets } from "./validate.js";
 
 /**
- * The HTTP layer under the OAuth-clients API: one keep-alive undici Agent, auth headers, per-attempt
+ * The HTTP layer under the OAuth-clients API: one keep-alive undici dispatcher (direct, or through
+ * the proxy that `HTTPS_PROXY` / `HTTP_PROXY` name unless `NO_PROXY` exempts the host: see
+ * src/proxy.ts), auth headers, per-attempt
  * timeouts joined with the caller's AbortSignal, the shared rate budget, retries with backoff, and
  * zod validation of every envelope. It knows nothing about OAuth clients; `client.ts` describes each
  * call with a {@link CallSpec}.
@@ -100,7 +103,7 @@ export class Transport {
   readonly budget: RateBudget;
   readonly #baseUrl: string;
   readonly #credentials: Credentials;
-  readonly #agent: Agent;
+  readonly #agent: Dispatcher;
   /** The `{component: "cloudflare"}` child logger, shared with client.ts. */
   readonly log: Logger;
   readonly #timeoutMs: number;
@@ -133,12 +136,11 @@ export class Transport {
     const plainHttp = plainHttpBaseUrlWarning(this.#baseUrl);
     if (plainHttp) this.log.warn({ base_url: new URL(this.#baseUrl).origin }, plainHttp);
     this.budget = new RateBudget(options.rateBudget, this.#now);
-    this.#agent = new Agent({
-      connections: options.connections ?? 8,
-      keepAliveTimeout: 4_000,
-      keepAliveMaxTimeout: 30_000,
-      connect: { timeout: Math.min(this.#timeoutMs, 10_000) },
-    });
+    this.#agent = proxyAwareDispatcher(
+      options.proxy ?? proxySettings(process.env),
+      { timeout: Math.min(this.#timeoutMs, 10_000) },
+      { connections: options.connections ?? 8, keepAliveTimeout: 4_000, keepAliveMaxTimeout: 30_000 },
+    );
   }
 
   /** Runs one call with retries; resolves with the mapped result or rejects with CloudflareApiError. */

@@ -358,6 +358,7 @@ function resolveSink(
         ...sink,
         token_file: atOptional(sink.token_file),
         kubernetes_token_file: atOptional(sink.kubernetes_token_file),
+        ca_file: atOptional(sink.ca_file),
       });
     case "kubernetes":
       return compact({ ...sink, token_file: atOptional(sink.token_file), ca_file: atOptional(sink.ca_file) });

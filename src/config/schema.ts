@@ -384,7 +384,9 @@ const execSinkSchema = z.strictObject({
 const vaultSinkSchema = z.strictObject({
   type: z.literal("vault"),
   address: httpUrl("Vault address, e.g. `https://vault.example.com:8200`."),
-  mount: nonEmpty.default("secret").meta({ description: "KV v2 mount." }),
+  mount: nonEmpty
+    .default("secret")
+    .meta({ description: "KV version 2 mount (a version 1 mount is refused: it has no check-and-set)." }),
   path_prefix: z.string().meta({ description: "Path under the mount; the secret key is appended." }),
   token_env: envNameSchema.optional(),
   token_file: nonEmpty
@@ -400,6 +402,14 @@ const vaultSinkSchema = z.strictObject({
     .optional()
     .meta({ description: "Mount of the Kubernetes auth method (default `kubernetes`)." }),
   namespace: nonEmpty.optional().meta({ description: "Vault Enterprise namespace." }),
+  ca_file: nonEmpty.optional().meta({
+    description:
+      "PEM CA bundle that signs Vault's certificate, relative to this file; trusted instead of the system's CAs. `VAULT_CACERT` when left out.",
+  }),
+  tls_server_name: nonEmpty.optional().meta({
+    description:
+      "Name Vault's certificate must carry (and the SNI sent) when it differs from the address's host. `VAULT_TLS_SERVER_NAME` when left out.",
+  }),
 });
 
 const kubernetesSinkSchema = z.strictObject({

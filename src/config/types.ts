@@ -45,6 +45,9 @@ export interface VaultSinkConfig {
   kubernetes_token_file?: string;
   auth_mount?: string;
   namespace?: string;
+  /** Absolute (resolved against the config file's directory). */
+  ca_file?: string;
+  tls_server_name?: string;
 }
 
 /** Kubernetes Secrets in one namespace. */

@@ -5,6 +5,8 @@ import { SinkError } from "../errors.js";
 export interface JsonResponse {
   status: number;
   body: unknown;
+  /** Response headers, names in lower case (Vault's `x-vault-index` is read from here). */
+  headers: Record<string, string | string[] | undefined>;
 }
 
 export interface JsonRequest {
@@ -45,7 +47,7 @@ export async function requestJson(sink: string, url: URL, init: JsonRequest): Pr
     } catch {
       body = undefined;
     }
-    return { status: response.statusCode, body };
+    return { status: response.statusCode, body, headers: response.headers };
   } catch (error) {
     const code = (error as { code?: string }).code;
     throw new SinkError(

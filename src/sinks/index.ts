@@ -78,6 +78,8 @@ export function createSink(name: string, config: SinkConfig, deps: SinkDeps = {}
         kubernetes_token_file: config.kubernetes_token_file,
         auth_mount: config.auth_mount,
         namespace: config.namespace,
+        ca_file: config.ca_file,
+        tls_server_name: config.tls_server_name,
         env: deps.env,
         now: deps.now,
       });

@@ -62,6 +62,7 @@ interface SecretObject {
   };
   type?: string;
   data?: Record<string, string>;
+  immutable?: boolean | null;
   [field: string]: unknown;
 }
 
@@ -79,14 +80,18 @@ interface SecretObject {
  * a fresh GET; with an `expectedVersion` from the caller there is no retry: a Secret that changed
  * since the caller's read fails with `E_SINK_CONFLICT` instead of being clobbered. A Secret of the
  * same name without the managed-by label is never touched (`E_SINK_UNMANAGED`), nor one made for
- * another key or account (`E_SINK_COLLISION`).
+ * another key or account (`E_SINK_COLLISION`). An `immutable: true` Secret is refused with
+ * `E_SINK_IMMUTABLE` before anything is sent: the API server rejects every change to its data (422
+ * `Invalid`) and never lets it become mutable again, so only deleting it can make room.
  *
  * Preflight: SelfSubjectAccessReviews for get, create and update, a GET of the exact Secret (its
  * ownership checked), then the write itself as a server-side dry run (`?dryRun=All`) with a probe
  * record: nothing is stored, yet the API server validates the name and runs admission and quota.
  *
  * TLS: an https API server needs `ca_file` (the in-cluster `ca.crt` by default); plain http is
- * accepted only because the tests' fake API server speaks it.
+ * accepted only because the tests' fake API server speaks it. An `api_server` with a path (a proxy
+ * such as Rancher's `https://rancher.example.com/k8s/clusters/c-m-abc`) keeps that path in front
+ * of every API path.
  */
 export class KubernetesSink implements SecretSink {
   readonly type = "kubernetes";
@@ -150,6 +155,7 @@ export class KubernetesSink implements SecretSink {
     }
     const current = await this.#get(name, "check");
     if (current) this.#checkOwnership(current, address);
+    if (current) this.#checkMutable(current);
     // A server-side dry run of the very write (`dryRun=All`: authorised, validated and admitted, never
     // stored) with a probe record, so a name, an admission policy or a quota that refuses it is
     // found before anything is minted.
@@ -183,6 +189,7 @@ export class KubernetesSink implements SecretSink {
       const current = await this.#get(name, "write");
       this.#checkExpected(name, current, expectedVersion);
       if (current) this.#checkOwnership(current, address);
+      if (current) this.#checkMutable(current);
       const response = current
         ? await this.#send("PUT", `${this.#collection()}/${name}`, this.#updated(current, address, plain))
         : await this.#send("POST", this.#collection(), this.#created(name, address, plain));
@@ -277,6 +284,17 @@ export class KubernetesSink implements SecretSink {
     }
   }
 
+  /** Refuses an immutable Secret: its data can never change (the API server answers 422). */
+  #checkMutable(secret: SecretObject): void {
+    if (secret.immutable !== true) return;
+    const name = secret.metadata.name ?? "";
+    throw new SinkError(
+      "E_SINK_IMMUTABLE",
+      `sink=kubernetes: secret ${this.#namespace}/${name} is immutable (immutable: true), so its data can never be replaced; delete it (kubectl -n ${this.#namespace} delete secret ${name}) to let a new one be written`,
+      { disposition: "terminal", context: { sink: "kubernetes", namespace: this.#namespace, name } },
+    );
+  }
+
   #ourAnnotations(address: SinkAddress, plain: PlainRecord): Record<string, string> {
     return {
       [ANNOTATIONS.clientId]: plain.client_id,
@@ -360,7 +378,7 @@ export class KubernetesSink implements SecretSink {
 
   async #send(method: "GET" | "POST" | "PUT", path: string, body?: unknown): Promise<JsonResponse> {
     const token = await this.#token();
-    return requestJson("kubernetes", new URL(path, this.#server), {
+    return requestJson("kubernetes", apiUrl(this.#server, path), {
       method,
       headers: { authorization: `Bearer ${token}` },
       body,
@@ -436,6 +454,18 @@ function apiServerUrl(option: string | undefined, env: NodeJS.ProcessEnv): URL {
     disposition: "terminal",
     context: { sink: "kubernetes" },
   });
+}
+
+/**
+ * `path` (absolute, with any query) under the API server URL, keeping the server URL's own path:
+ * `new URL("/api/v1/...", "https://host/k8s/clusters/c-1")` would drop `/k8s/clusters/c-1`.
+ */
+function apiUrl(server: URL, path: string): URL {
+  const url = new URL(server.href);
+  const [pathname = "", query] = path.split("?", 2);
+  url.pathname = `${server.pathname.replace(/\/+$/, "")}${pathname}`;
+  url.search = query === undefined ? "" : `?${query}`;
+  return url;
 }
 
 function encodeData(plain: PlainRecord): Record<string, string> {

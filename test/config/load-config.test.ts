@@ -74,7 +74,7 @@ safety: {max_deletes: 2, max_change_percent: 12.5, min_clients_for_percent: 4, a
 sinks:
   files: {type: file, dir: out, format: env, age_recipients: [age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq], age_identity_file: keys/age.txt}
   hook: {type: exec, command: [./store.sh, --prod], read_command: [./store.sh, --read], timeout: 1m30s, pass_env: [GNUPGHOME]}
-  vault: {type: vault, address: "https://vault.example.com:8200", path_prefix: oauth, token_file: vault-token, namespace: team}
+  vault: {type: vault, address: "https://vault.example.com:8200", path_prefix: oauth, token_file: vault-token, namespace: team, ca_file: tls/vault-ca.pem, tls_server_name: vault.internal}
   k8s: {type: kubernetes, namespace: oauth-secrets, name_prefix: cf-, ca_file: ca.pem}
 rotation: {every: 30d, grace: 1h, schedule: "*/15 * * * *", timezone: Europe/Berlin, max_concurrent: 2}
 interval: 5m
@@ -116,6 +116,8 @@ webhook: {secret_file: webhook.secret}
         path_prefix: "oauth",
         token_file: join(dir, "vault-token"),
         namespace: "team",
+        ca_file: join(dir, "tls/vault-ca.pem"),
+        tls_server_name: "vault.internal",
       },
       k8s: {
         type: "kubernetes",

@@ -12,6 +12,12 @@
  *   that forgets to send one is caught;
  * - names checked as DNS-1123 subdomains (422 `Invalid`), the body's name and namespace must match
  *   the URL (400 `BadRequest`), `data` values must be base64 (400), `type` is immutable (422);
+ * - an `immutable: true` Secret keeps its `data` and stays immutable, as the API server validates a
+ *   Secret update: an update that changes `data`, or that sets `immutable` back to
+ *   false or drops it, is a 422 `Invalid` (`data: Forbidden: field is immutable when \`immutable\` is
+ *   set`); labels and annotations may still change;
+ * - with `pathPrefix` (a proxy in front of the API server, such as Rancher's
+ *   `/k8s/clusters/<id>`), every endpoint lives under that prefix and nothing answers outside it;
  * - labels and annotations are stored exactly as sent: a PUT replaces them, so keeping someone
  *   else's labels is the client's job, and tests can see whether it does it;
  * - `?dryRun=All` on a POST or PUT runs every check above (authorisation, validation, conflicts) and
@@ -41,6 +47,8 @@ export interface KubernetesFakeOptions {
   namespaces: string[];
   /** Serve https with this key and certificate instead of http. */
   tls?: { key: string; cert: string };
+  /** Serve every endpoint under this path (e.g. `/k8s/clusters/c-123`); 404 outside it. */
+  pathPrefix?: string;
 }
 
 export interface SecretObject {
@@ -58,6 +66,7 @@ export interface SecretObject {
   };
   type: string;
   data?: Record<string, string>;
+  immutable?: boolean;
   [field: string]: unknown;
 }
 
@@ -137,6 +146,8 @@ export class KubernetesFake {
       data?: Record<string, string>;
       labels?: Record<string, string>;
       annotations?: Record<string, string>;
+      /** Marks the Secret immutable (what `kubectl apply` of a manifest with `immutable: true` does). */
+      immutable?: boolean;
     },
   ): SecretObject {
     const existing = this.#secrets.get(`${namespace}/${name}`);
@@ -157,6 +168,9 @@ export class KubernetesFake {
       },
       type: existing?.type ?? "Opaque",
       data,
+      ...((change.immutable ?? existing?.immutable) !== undefined
+        ? { immutable: change.immutable ?? existing?.immutable }
+        : {}),
     };
     this.#secrets.set(`${namespace}/${name}`, secret);
     return structuredClone(secret);
@@ -191,7 +205,11 @@ export class KubernetesFake {
   }
 
   #route(method: string, url: URL, req: IncomingMessage, body: unknown): { status: number; body: unknown } {
-    const path = url.pathname;
+    const prefix = (this.#options.pathPrefix ?? "").replace(/\/+$/, "");
+    if (prefix !== "" && !url.pathname.startsWith(`${prefix}/`)) {
+      throw new StatusError(404, "NotFound", "the server could not find the requested resource");
+    }
+    const path = url.pathname.slice(prefix.length);
     const rules = this.#authenticate(req);
     if (path === "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" && method === "POST") {
       return this.#review(rules, body);
@@ -319,15 +337,20 @@ export class KubernetesFake {
       );
     }
     const type = input.type ?? "Opaque";
-    if (type !== current.type) {
+    const invalid: string[] = [];
+    if (type !== current.type) invalid.push(`type: Invalid value: "${type}": field is immutable`);
+    if (current.immutable === true) {
+      // Once immutable, `immutable` must stay true and `data` must not change.
+      const forbidden = "Forbidden: field is immutable when `immutable` is set";
+      if (input.rest["immutable"] !== true) invalid.push(`immutable: ${forbidden}`);
+      if (!sameData(input.data, current.data ?? {})) invalid.push(`data: ${forbidden}`);
+    }
+    if (invalid.length > 0) {
       throw new StatusError(
         422,
         "Invalid",
-        `Secret "${name}" is invalid: type: Invalid value: "${type}": field is immutable`,
-        {
-          name,
-          kind: "Secret",
-        },
+        `Secret "${name}" is invalid: ${invalid.length === 1 ? invalid[0] : `[${invalid.join(", ")}]`}`,
+        { name, kind: "Secret" },
       );
     }
     const secret: SecretObject = {
@@ -381,6 +404,11 @@ export class KubernetesFake {
       },
     };
   }
+}
+
+function sameData(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((key) => b[key] === a[key]);
 }
 
 function verbOf(method: string, name: string | undefined): string {
@@ -496,6 +524,14 @@ function checkSecretBody(body: unknown, namespace: string): CheckedSecret {
   const type = input["type"];
   if (type !== undefined && typeof type !== "string")
     throw new StatusError(400, "BadRequest", "type is not a string");
+  const immutable = input["immutable"];
+  if (immutable !== undefined && immutable !== null && typeof immutable !== "boolean") {
+    throw new StatusError(
+      400,
+      "BadRequest",
+      `Secret in version "v1" cannot be handled as a Secret: json: cannot unmarshal ${typeof immutable} into Go struct field Secret.immutable of type bool`,
+    );
+  }
   const {
     name: _n,
     namespace: _ns,

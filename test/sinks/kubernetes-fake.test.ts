@@ -202,4 +202,71 @@ describe("kubernetes fake", () => {
     expect((await review("update", "another", "named")).body.status.allowed).toBe(false);
     expect((await review("create", undefined, "named")).body.status.allowed).toBe(false);
   });
+
+  it("keeps an immutable Secret's data and immutability (422 Invalid), while its metadata may change", async () => {
+    const created = (await call("POST", SECRETS, secret("frozen", { immutable: true }))).body;
+    expect(created.immutable).toBe(true);
+    const put = (rv: string, extra: Record<string, unknown>) =>
+      call(
+        "PUT",
+        `${SECRETS}/frozen`,
+        secret("frozen", { metadata: { name: "frozen", resourceVersion: rv }, ...extra }),
+      );
+    const rv = created.metadata.resourceVersion as string;
+    const changed = await put(rv, { immutable: true, data: { a: "Yg==" } });
+    expect(changed).toEqual({
+      status: 422,
+      body: {
+        kind: "Status",
+        apiVersion: "v1",
+        metadata: {},
+        status: "Failure",
+        message: 'Secret "frozen" is invalid: data: Forbidden: field is immutable when `immutable` is set',
+        reason: "Invalid",
+        details: { name: "frozen", kind: "Secret" },
+        code: 422,
+      },
+    });
+    expect((await put(rv, { immutable: false })).body.message).toBe(
+      'Secret "frozen" is invalid: immutable: Forbidden: field is immutable when `immutable` is set',
+    );
+    // Leaving the field out (as a client that does not know it would) also tries to make it mutable.
+    expect((await put(rv, {})).status).toBe(422);
+    expect((await put(rv, { data: { a: "Yg==" } })).body.message).toContain("[immutable: Forbidden");
+    expect(fake.getSecret("apps", "frozen")?.data).toEqual({ a: "YQ==" });
+    const relabelled = await put(rv, {
+      immutable: true,
+      metadata: { name: "frozen", resourceVersion: rv, labels: { x: "y" } },
+    });
+    expect(relabelled.status).toBe(200);
+    expect(relabelled.body.metadata.labels).toEqual({ x: "y" });
+    // A mutable Secret may become immutable.
+    const open = (await call("POST", SECRETS, secret("freezable"))).body;
+    const frozen = await call(
+      "PUT",
+      `${SECRETS}/freezable`,
+      secret("freezable", {
+        metadata: { name: "freezable", resourceVersion: open.metadata.resourceVersion },
+        immutable: true,
+      }),
+    );
+    expect(frozen.body.immutable).toBe(true);
+  });
+
+  it("serves under a path prefix only, the way a proxy in front of the API server does", async () => {
+    const proxied = await KubernetesFake.start({
+      tokens: { admin: "all" },
+      namespaces: ["apps"],
+      pathPrefix: "/k8s/clusters/c-123",
+    });
+    try {
+      const at = (path: string) =>
+        fetch(`${proxied.url}${path}`, { headers: { authorization: "Bearer admin" } }).then((r) => r.status);
+      proxied.writeDirect("apps", "here", { data: { a: "1" } });
+      expect(await at(`/k8s/clusters/c-123${SECRETS}/here`)).toBe(200);
+      expect(await at(`${SECRETS}/here`)).toBe(404);
+    } finally {
+      await proxied.close();
+    }
+  });
 });

@@ -216,6 +216,49 @@ describe("kubernetes sink", () => {
     }
   });
 
+  it("refuses an immutable Secret in the preflight and the write, and changes nothing", async () => {
+    const s = sink();
+    await s.write(address("frozen"), record("first-secret"));
+    fake.writeDirect("apps", "oauth-frozen", { immutable: true });
+    const before = fake.getSecret("apps", "oauth-frozen");
+    for (const attempt of [
+      () => s.checkWritable(address("frozen")),
+      () => s.write(address("frozen"), record(CANARY)),
+    ]) {
+      const error = await attempt().catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: "E_SINK_IMMUTABLE", disposition: "terminal" });
+      expect((error as Error).message).toContain("apps/oauth-frozen is immutable");
+      expect(leaksIn(inspect(error, { depth: 10 }), [CANARY])).toEqual([]);
+    }
+    expect(fake.getSecret("apps", "oauth-frozen")).toEqual(before);
+    expect((await s.read(address("frozen")))?.client_secret.reveal()).toBe("first-secret");
+  });
+
+  it("keeps the path of an api_server behind a proxy (Rancher's /k8s/clusters/<id>) in every request", async () => {
+    const proxied = await KubernetesFake.start({
+      tokens: { "sa-token": "all" },
+      namespaces: ["apps"],
+      pathPrefix: "/k8s/clusters/c-m-4x7k2",
+    });
+    try {
+      for (const api_server of [
+        `${proxied.url}/k8s/clusters/c-m-4x7k2`,
+        `${proxied.url}/k8s/clusters/c-m-4x7k2/`,
+      ]) {
+        const s = sink({ api_server });
+        await s.checkWritable(address("proxied"));
+        await s.write(address("proxied"), record(`${CANARY}-${api_server.length}`));
+        expect((await s.read(address("proxied")))?.client_secret.reveal()).toBe(
+          `${CANARY}-${api_server.length}`,
+        );
+      }
+      expect(proxied.requests.length).toBeGreaterThan(0);
+      expect(proxied.requests.filter((r) => !r.path.startsWith("/k8s/clusters/c-m-4x7k2/"))).toEqual([]);
+    } finally {
+      await proxied.close();
+    }
+  });
+
   it("reports a rejected token as E_SINK_AUTH and a missing token file clearly", async () => {
     await writeFile(join(dir, "bogus"), "bogus");
     await expect(sink({ token_file: join(dir, "bogus") }).read(address("x"))).rejects.toMatchObject({

@@ -4,6 +4,8 @@ import { join } from "node:path";
 import { inspect } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { VaultSink, type VaultSinkOptions } from "../../src/sinks/vault.js";
+import { ConnectProxy } from "../helpers/connect-proxy.js";
+import { makeCertificates, type TestCertificates } from "../helpers/tls.js";
 import { ROOT_POLICY, VaultFake, type VaultPolicy } from "../helpers/vault-fake.js";
 import { ACCOUNT, captureLogger, leaksIn, record } from "./helpers.js";
 
@@ -21,7 +23,7 @@ let clock = 5_000_000;
 
 beforeAll(async () => {
   fake = await VaultFake.start({
-    mounts: ["kv"],
+    mounts: ["kv", { path: "kv1", version: 1 }, { path: "kv", namespace: "team-a" }],
     tokens: {
       root: ROOT_POLICY,
       writer: WRITER,
@@ -197,9 +199,135 @@ describe("vault sink", () => {
     expect(leaksIn(lines.join("\n"), [CANARY, "data-only"])).toEqual([]);
   });
 
-  it("sends the Vault namespace header when configured", async () => {
-    await sink({ namespace: "team-a" }).read(address("ns"));
-    expect(fake.requests.at(-1)).toMatchObject({ namespace: "team-a", path: `/v1/kv/data/cf/${ACCOUNT}/ns` });
+  it("works inside its Vault namespace: its own tree, with a token of that namespace", async () => {
+    fake.addToken("team-a-writer", WRITER, 0, { namespace: "team-a" });
+    const inTeamA = sink({ namespace: "team-a", env: { VAULT_TOKEN: "team-a-writer" } });
+    await inTeamA.checkWritable(address("ns"));
+    await inTeamA.write(address("ns"), record("secret-in-team-a"));
+    expect(fake.requests.at(-1)).toMatchObject({ namespace: "team-a" });
+    expect(fake.inspect("team-a/kv", `cf/${ACCOUNT}/ns`)?.data["client_secret"]).toBe("secret-in-team-a");
+    expect(fake.inspect("kv", `cf/${ACCOUNT}/ns`)).toBeNull();
+    expect((await inTeamA.read(address("ns")))?.client_secret.reveal()).toBe("secret-in-team-a");
+    // The root namespace's kv is another tree; the team's token is no good there.
+    expect(await sink().read(address("ns"))).toBeNull();
+    await expect(sink({ env: { VAULT_TOKEN: "team-a-writer" } }).read(address("ns"))).rejects.toMatchObject({
+      code: "E_SINK_AUTH",
+    });
+  });
+
+  it("refuses a KV version 1 mount in the preflight and before any write, storing nothing", async () => {
+    const v1 = sink({ mount: "kv1", env: { VAULT_TOKEN: "root" } });
+    for (const attempt of [
+      () => v1.checkWritable(address("v1")),
+      () => v1.write(address("v1"), record(CANARY)),
+      () => v1.read(address("v1")),
+    ]) {
+      const error = await attempt().catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: "E_SINK_KV_VERSION", disposition: "terminal" });
+      expect((error as Error).message).toContain("KV engine at 'kv1' is version 1");
+    }
+    expect(fake.keys("kv1")).toEqual([]);
+    // A path inside a mount is not a mount either.
+    const inside = await sink({ mount: "kv/cf", env: { VAULT_TOKEN: "root" } })
+      .checkWritable(address("v1"))
+      .catch((e: unknown) => e);
+    expect(inside).toMatchObject({ code: "E_SINK_NOT_WRITABLE" });
+    expect((inside as Error).message).toContain("'kv/cf' is not a mount");
+  });
+
+  it("refuses to overwrite a secret this tool did not write, until it is handed over", async () => {
+    const path = `cf/${ACCOUNT}/theirs`;
+    fake.writeDirect("kv", path, { password: "hunter2" });
+    const s = sink();
+    for (const attempt of [
+      () => s.checkWritable(address("theirs")),
+      () => s.write(address("theirs"), record(CANARY)),
+    ]) {
+      const error = await attempt().catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: "E_SINK_UNMANAGED", disposition: "terminal" });
+      expect((error as Error).message).toContain(`kv/data/${path} exists (version 1)`);
+      expect(leaksIn(inspect(error, { depth: 10 }), [CANARY, "hunter2"])).toEqual([]);
+    }
+    expect(fake.inspect("kv", path)).toMatchObject({ version: 1, data: { password: "hunter2" } });
+    // Someone else's custom metadata is no claim; managed-by is.
+    fake.setCustomMetadata("kv", path, { team: "payments" });
+    await expect(s.write(address("theirs"), record(CANARY))).rejects.toMatchObject({
+      code: "E_SINK_UNMANAGED",
+    });
+    fake.setCustomMetadata("kv", path, { team: "payments", "managed-by": "cf-oauth-gitops" });
+    expect(await s.write(address("theirs"), record(CANARY))).toEqual({ version: "2" });
+  });
+
+  it("reads its own writes on a performance standby: X-Vault-Index with forward-active-node", async () => {
+    fake.performanceStandby = true;
+    try {
+      const s = sink();
+      expect(await s.write(address("standby"), record("standby-one"))).toEqual({ version: "1" });
+      // The standby has not received the write; forwarded reads see it all the same.
+      expect((await s.read(address("standby")))?.client_secret.reveal()).toBe("standby-one");
+      expect(fake.requests.at(-1)).toMatchObject({
+        index: true,
+        inconsistent: "forward-active-node",
+        status: 200,
+      });
+      // A second write reads the current version for its check-and-set: stale, it would conflict.
+      expect(await s.write(address("standby"), record("standby-two"))).toEqual({ version: "2" });
+      const stored = await s.read(address("standby"));
+      expect(stored?.client_secret.reveal()).toBe("standby-two");
+      expect(stored?.version).toBe("2");
+    } finally {
+      fake.performanceStandby = false;
+    }
+  });
+
+  it("treats a Kubernetes login answered 503 (sealed) or 429 (rate limited) as transient", async () => {
+    const s = sink({
+      env: {},
+      kubernetes_role: "reconciler",
+      kubernetes_token_file: join(dir, "sa-token"),
+      auth_mount: "k8s",
+      now: () => clock,
+    });
+    fake.sealed = true;
+    let sealed: unknown;
+    try {
+      sealed = await s.write(address("login-503"), record(CANARY)).catch((e: unknown) => e);
+      expect(sealed).toMatchObject({ code: "E_SINK_UNAVAILABLE", disposition: "transient" });
+      expect((sealed as Error).message).toContain("HTTP 503: Vault is sealed");
+    } finally {
+      fake.sealed = false;
+    }
+    fake.rateLimitNext(1);
+    const limited = await s.write(address("login-429"), record(CANARY)).catch((e: unknown) => e);
+    expect(limited).toMatchObject({ code: "E_SINK_UNAVAILABLE", disposition: "transient" });
+    expect((limited as Error).message).toContain("rate limit quota exceeded");
+    expect(leaksIn(inspect([sealed, limited], { depth: 10 }), [JWT, CANARY])).toEqual([]);
+    // Once Vault answers, the login and the write go through.
+    expect(await s.write(address("login-429"), record(CANARY))).toEqual({ version: "1" });
+  });
+
+  it("renews a renewable static token before its TTL runs out, and keeps working past the first expiry", async () => {
+    fake.addToken("renewable-writer", WRITER, 60, { maxTtlSeconds: 3600 });
+    const { logger, lines } = captureLogger();
+    const s = sink({ env: { VAULT_TOKEN: "renewable-writer" }, now: () => clock, logger });
+    await s.checkWritable(address("renew"));
+    const before = fake.renewals;
+    clock += 30_000; // half the TTL: nothing to do yet
+    await s.write(address("renew"), record("renew-one"));
+    expect(fake.renewals).toBe(before);
+    clock += 20_000; // 50 s of 60: past 80%, so renewed before the next request
+    await s.read(address("renew"));
+    expect(fake.renewals).toBe(before + 1);
+    clock += 40_000; // 90 s after issue: the first TTL is long gone
+    expect((await s.read(address("renew")))?.client_secret.reveal()).toBe("renew-one");
+    expect(fake.renewals).toBe(before + 1);
+    // A token with a TTL that cannot be renewed is worth a warning, once it is looked up.
+    fake.addToken("short-lived", WRITER, 60, { renewable: false });
+    await sink({ env: { VAULT_TOKEN: "short-lived" }, now: () => clock, logger }).checkWritable(
+      address("renew"),
+    );
+    expect(lines.join("\n")).toContain("cannot be renewed");
+    expect(leaksIn(lines.join("\n"), ["renewable-writer", "short-lived"])).toEqual([]);
   });
 
   it("refuses a malformed address at construction and an unreachable server with a transient error", async () => {
@@ -208,5 +336,85 @@ describe("vault sink", () => {
       .read(address("x"))
       .catch((e: unknown) => e);
     expect(error).toMatchObject({ code: "E_SINK_UNREACHABLE", disposition: "transient" });
+  });
+});
+
+describe("vault sink over https and through a proxy", () => {
+  let certs: TestCertificates;
+  let tlsFake: VaultFake;
+  let proxy: ConnectProxy;
+  const opened: VaultSink[] = [];
+
+  beforeAll(async () => {
+    // The certificate names only vault.internal, so reaching 127.0.0.1 needs tls_server_name.
+    certs = await makeCertificates(dir, ["DNS:vault.internal"]);
+    tlsFake = await VaultFake.start({
+      mounts: ["kv"],
+      tokens: { writer: WRITER },
+      tls: { key: certs.key, cert: certs.cert },
+    });
+    proxy = await ConnectProxy.start({ "vault.internal": "127.0.0.1" });
+  });
+
+  afterAll(async () => {
+    await Promise.all(opened.map((s) => s.close()));
+    await tlsFake.close();
+    await proxy.close();
+  });
+
+  function tlsSink(options: Partial<VaultSinkOptions>): VaultSink {
+    const made = sink({ address: tlsFake.address, ...options });
+    opened.push(made);
+    return made;
+  }
+
+  it("trusts Vault through ca_file and checks its name against tls_server_name (or VAULT_CACERT, VAULT_TLS_SERVER_NAME)", async () => {
+    const unknownCa = await tlsSink({})
+      .read(address("tls"))
+      .catch((e: unknown) => e);
+    expect(unknownCa).toMatchObject({ code: "E_SINK_UNREACHABLE" });
+    const wrongName = await tlsSink({ ca_file: certs.caFile })
+      .read(address("tls"))
+      .catch((e: unknown) => e);
+    expect(wrongName).toMatchObject({ code: "E_SINK_UNREACHABLE" });
+    const good = tlsSink({ ca_file: certs.caFile, tls_server_name: "vault.internal" });
+    await good.checkWritable(address("tls"));
+    await good.write(address("tls"), record(CANARY));
+    const fromEnv = tlsSink({
+      env: { VAULT_TOKEN: "writer", VAULT_CACERT: certs.caFile, VAULT_TLS_SERVER_NAME: "vault.internal" },
+    });
+    expect((await fromEnv.read(address("tls")))?.client_secret.reveal()).toBe(CANARY);
+    const missing = await tlsSink({ ca_file: join(dir, "no-such-ca.pem") })
+      .read(address("tls"))
+      .catch((e: unknown) => e);
+    expect(missing).toMatchObject({ code: "E_SINK_CONFIG" });
+    expect((missing as Error).message).toContain("cannot read ca_file");
+  });
+
+  it("goes through HTTPS_PROXY to a name only the proxy resolves, and straight to a host NO_PROXY lists", async () => {
+    const port = new URL(tlsFake.address).port;
+    const viaName = `https://vault.internal:${port}`;
+    const before = proxy.tunnels.length;
+    const proxied = tlsSink({
+      address: viaName,
+      ca_file: certs.caFile,
+      env: { VAULT_TOKEN: "writer", HTTPS_PROXY: proxy.url },
+    });
+    await proxied.write(address("proxied"), record(CANARY));
+    expect((await proxied.read(address("proxied")))?.client_secret.reveal()).toBe(CANARY);
+    expect(new Set(proxy.tunnels.slice(before))).toEqual(new Set([`vault.internal:${port}`]));
+    // Without the proxy that name does not resolve: the requests above went through it.
+    const direct = await tlsSink({ address: viaName, ca_file: certs.caFile })
+      .read(address("proxied"))
+      .catch((e: unknown) => e);
+    expect(direct).toMatchObject({ code: "E_SINK_UNREACHABLE" });
+    const tunnels = proxy.tunnels.length;
+    const bypass = tlsSink({
+      ca_file: certs.caFile,
+      tls_server_name: "vault.internal",
+      env: { VAULT_TOKEN: "writer", https_proxy: proxy.url, no_proxy: "127.0.0.1" },
+    });
+    expect((await bypass.read(address("proxied")))?.client_secret.reveal()).toBe(CANARY);
+    expect(proxy.tunnels.length).toBe(tunnels);
   });
 });
