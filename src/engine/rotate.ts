@@ -15,7 +15,7 @@ import {
 } from "../core/rotation.js";
 import { GitOpsError, SinkError } from "../errors.js";
 import type { Secret } from "../secret.js";
-import type { SinkAddress } from "../sinks/types.js";
+import type { SinkAddress, SinkResolver } from "../sinks/types.js";
 import {
   type DeleteOld,
   type JournalEntry,
@@ -25,7 +25,6 @@ import {
   newJournalEntry,
 } from "../state/journal.js";
 import type { InventoryStore } from "../state/inventory.js";
-import type { SinkResolver } from "./apply.js";
 import { InventoryRecorder } from "./inventory-recorder.js";
 import { listLiveClients } from "./live.js";
 import { mapSettledBounded } from "./pool.js";
