@@ -9,8 +9,7 @@ import type { SinkResolver } from "../sinks/types.js";
 import type { JournalStore } from "../state/journal.js";
 import type { InventoryRecorder } from "./inventory-recorder.js";
 import { mapSettledBounded } from "./pool.js";
-import { createWithJournal } from "./rotate.js";
-
+import { createWithJournal } from "./secrets/create.js";
 
 export interface ApplyDeps {
   writer: OAuthClientsWriter;

@@ -15,7 +15,9 @@ import { journalView, type JournalStore } from "../state/journal.js";
 import { type ApplyReport, applyPlan, type ChangeResult } from "./apply.js";
 import { InventoryRecorder } from "./inventory-recorder.js";
 import { listLiveClients } from "./live.js";
-import { DEFAULT_ROTATION_POLICY, readSinkIssuedAt, resumeJournal, type SecretOpResult } from "./rotate.js";
+import { readSinkIssuedAt } from "./secrets/plan.js";
+import { resumeJournal } from "./secrets/resume.js";
+import { DEFAULT_ROTATION_POLICY, type SecretOpResult } from "./secrets/types.js";
 
 export interface ReconcileDeps {
   reader: OAuthClientsReader;
