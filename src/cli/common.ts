@@ -15,7 +15,7 @@ import { GitOpsError } from "../errors.js";
 import { createLogger, type Logger } from "../log.js";
 import { createSink } from "../sinks/index.js";
 import type { SecretSink } from "../sinks/types.js";
-import type { SinkResolver } from "../engine/apply.js";
+import type { SinkResolver } from "../sinks/types.js";
 import type { CliContext } from "./io.js";
 
 /** Options every reconciling verb takes. */

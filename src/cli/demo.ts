@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startEmulator } from "../emulator/index.js";
+import { GitOpsError } from "../errors.js";
 import { type Command, ExitCode } from "./io.js";
-import { main } from "./dispatch.js";
 
 const EXAMPLES = fileURLToPath(new URL("../../config/examples", import.meta.url));
 const DEMO_TOKEN = "demo-token";
@@ -15,6 +15,8 @@ const DEMO_TOKEN = "demo-token";
  * again (no changes), shows where the secrets went (paths, never values), and stops.
  */
 export const demoCommand: Command = async (ctx) => {
+  const { dispatch } = ctx;
+  if (!dispatch) throw new GitOpsError("E_USAGE", "demo: must be started through the command dispatcher");
   const keep = ctx.args.includes("--keep");
   const work = await mkdtemp(join(tmpdir(), "cf-oauth-gitops-demo-"));
   await cp(EXAMPLES, work, { recursive: true });
@@ -23,7 +25,7 @@ export const demoCommand: Command = async (ctx) => {
   const config = join(work, "cf-oauth-gitops.yaml");
   const step = async (title: string, argv: string[]): Promise<number> => {
     ctx.stdout.write(`\n━━ ${title}\n$ cf-oauth-gitops ${argv.join(" ")}\n\n`);
-    const code = await main(argv, { ...ctx, env, cwd: work });
+    const code = await dispatch(argv, { ...ctx, env, cwd: work });
     ctx.stdout.write(`(exit ${code})\n`);
     return code;
   };

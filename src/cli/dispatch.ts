@@ -53,7 +53,7 @@ export async function main(argv: string[], ctx: Omit<CliContext, "args">): Promi
   }
   try {
     const command = await load();
-    return await command({ ...ctx, args });
+    return await command({ ...ctx, args, dispatch: main });
   } catch (error) {
     ctx.stderr.write(`${describeError(error)}\n`);
     // A plan refused by a safety valve is exit 3 for every verb (README, "CLI and exit codes").

@@ -19,6 +19,12 @@ export interface CliContext {
    * variable in a daemon's environment must not make it rotate everything and delete old secrets early.
    */
   clock: Clock;
+  /**
+   * Runs another verb with this context (argv -> exit code), as the program would. Set by the
+   * dispatcher (dispatch.ts) so a verb that drives others (`demo`) needs no import of the dispatcher,
+   * which loads every verb: that import would make the two modules depend on each other.
+   */
+  dispatch?: (argv: string[], ctx: Omit<CliContext, "args">) => Promise<number>;
 }
 
 /** The current time; injected so tests can move it (see {@link CliContext.clock}). */

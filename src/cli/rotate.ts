@@ -1,5 +1,12 @@
 import type { ClientRotationStatus } from "../core/rotation.js";
-import { readRotationStatus, type RotateMode, rotateOnce, type SecretOpResult } from "../engine/rotate.js";
+import type { SecretAction, SecretOp } from "../core/rotation-plan.js";
+import {
+  planRotation,
+  readRotationStatus,
+  type RotateMode,
+  rotateOnce,
+  type SecretOpResult,
+} from "../engine/rotate.js";
 import { GitOpsError } from "../errors.js";
 import { FileInventoryStore } from "../state/inventory.js";
 import { FileJournalStore } from "../state/journal.js";
@@ -16,7 +23,7 @@ import { type Command, ExitCode } from "./io.js";
 
 const USAGE = `usage: cf-oauth-gitops rotate [-c FILE] [--state-dir DIR] [--client NAME]...
                               [--now | --finish | --compromised | --recover | --status]
-                              [--format text|json]
+                              [--dry-run] [--format text|json]
 
 Rotates client secrets in two phases, each step journaled in the state directory so a killed run is
 resumed by the next one: (1) check the sink is writable, rotate_secret, write the new secret to the
@@ -37,6 +44,8 @@ sink and read it back; (2) once 'grace' has passed, delete the old secret. Work 
                  published one; after E_ROTATION_SECRET_LOST that is certain (the sink holds the
                  older secret), so run it when consumers can re-read the sink.
   --status       print each client's secret age, phase and next due time; changes nothing
+  --dry-run      print what this rotate (with the flags given) would do, action by action, and
+                 change nothing: no API write, no sink probe or write, no journal file
   --client NAME  act only on these clients (repeatable)
 
 Exit codes: 0 everything done (or waiting for grace); 1 any failure, or a client left alone that needs
@@ -57,6 +66,7 @@ export const rotateCommand: Command = async (ctx) => {
     compromised: { type: "boolean" },
     recover: { type: "boolean" },
     status: { type: "boolean" },
+    "dry-run": { type: "boolean" },
     format: { type: "string" },
   });
   if (values.help) {
@@ -74,6 +84,9 @@ export const rotateCommand: Command = async (ctx) => {
       `rotate --${mode} needs --client NAME: it never applies to every client implicitly`,
     );
   }
+  const dryRun = values["dry-run"] === true;
+  if (dryRun && mode === "status")
+    throw new GitOpsError("E_USAGE", "rotate: --dry-run and --status cannot be combined");
   const format = values.format ?? "text";
   if (format !== "text" && format !== "json")
     throw new GitOpsError("E_USAGE", `--format must be text or json`);
@@ -96,6 +109,25 @@ export const rotateCommand: Command = async (ctx) => {
       const statuses = await readRotationStatus({ ...common, reader }, { desired: input.desired, defaults });
       const shown = clients.length > 0 ? statuses.filter((s) => clients.includes(s.client_name)) : statuses;
       ctx.stdout.write(format === "json" ? `${JSON.stringify(shown, null, 2)}\n` : renderStatuses(shown));
+      return ExitCode.ok;
+    } finally {
+      await reader.close();
+    }
+  }
+
+  if (dryRun) {
+    // Only the read-only client is built: nothing here can write (DESIGN.md, "Dry-run decided once").
+    const reader = buildReader(ctx, logger);
+    try {
+      const plan = await planRotation(
+        { ...common, reader },
+        { desired: input.desired, defaults, mode: (mode ?? "auto") as RotateMode, clients },
+      );
+      ctx.stdout.write(
+        format === "json"
+          ? `${JSON.stringify({ dry_run: true, ops: plan.ops, statuses: plan.statuses }, null, 2)}\n`
+          : renderSecretPlan(plan.ops),
+      );
       return ExitCode.ok;
     } finally {
       await reader.close();
@@ -148,6 +180,59 @@ function summaryLine(results: readonly SecretOpResult[], statuses: readonly Clie
     `Rotate: ${count("ok")} done, ${count("waiting")} waiting, ${count("attention")} need attention, ` +
     `${count("failed")} failed; ${statuses.length} rotatable clients.\n`
   );
+}
+
+/**
+ * `rotate --dry-run`: one line per operation, its actions in the order the executor takes them
+ * (src/core/rotation-plan.ts). Never a secret: the plan holds none.
+ */
+export function renderSecretPlan(ops: readonly SecretOp[]): string {
+  if (ops.length === 0) {
+    return "Dry run: nothing to do (no secret is due, nothing is left in the journal); nothing was changed.\n";
+  }
+  const lines = ops.map((op) => {
+    const id = op.client_id ? ` ${op.client_id}` : "";
+    const what = op.stage === "resume" ? "resume" : "rotate";
+    return `~ secret [${op.account_id}/${op.client_name}]${id}: ${what}: ${op.actions.map(describeAction).join("; ")}`;
+  });
+  return `${lines.join("\n")}\nDry run: ${ops.length} operation(s) planned; nothing was changed.\n`;
+}
+
+/** One planned action in words. */
+export function describeAction(a: SecretAction): string {
+  switch (a.kind) {
+    case "start": {
+      const old =
+        a.delete_old === "at-once"
+          ? "the old secret goes once the new one is published"
+          : `the old secret stays valid ${a.grace_seconds}s after the publish`;
+      return `start a ${a.reason} rotation (preflight sink=${a.sink} key=${a.key}; ${old}${a.replaces ? `; replaces journal entry ${a.replaces}` : ""})`;
+    }
+    case "recover":
+      return a.deletes_rotated
+        ? "delete the rotated secret (recover)"
+        : "recover (no rotated secret to delete)";
+    case "find-created":
+      return `take client ${a.client_id} as the one the interrupted create made`;
+    case "drop":
+      return "forget the interrupted create (it never reached the API; apply plans it again)";
+    case "mint":
+      return a.clears_unknown
+        ? "delete the unknown rotated secret, then mint a new secret"
+        : "mint a new secret";
+    case "publish":
+      return `publish it to sink=${a.sink} key=${a.key} and read it back`;
+    case "delete-old-secret":
+      return a.early ? "delete the old secret now (grace cut short)" : "delete the old secret";
+    case "close":
+      return "close the journal entry (no old secret to delete)";
+    case "wait":
+      return `keep the old secret valid until ${a.until}`;
+    case "blocked":
+      return `left alone${a.code ? ` [${a.code}]` : ""}: ${a.reason}`;
+    case "none":
+      return a.reason;
+  }
 }
 
 /** The `--status` table: one line per client. */

@@ -5,14 +5,11 @@ import type { Change, CreateChange, DeleteChange, Plan, UpdateChange } from "../
 import type { SecretTarget } from "../core/model.js";
 import { clientKey } from "../core/rotation.js";
 import { GitOpsError, SinkError } from "../errors.js";
-import type { SecretSink } from "../sinks/types.js";
+import type { SinkResolver } from "../sinks/types.js";
 import type { JournalStore } from "../state/journal.js";
 import type { InventoryRecorder } from "./inventory-recorder.js";
 import { mapSettledBounded } from "./pool.js";
-import { createWithJournal } from "./rotate.js";
-
-/** Finds the sink a target names; the wiring builds it from the config. */
-export type SinkResolver = (name: string) => SecretSink;
+import { createWithJournal } from "./secrets/create.js";
 
 export interface ApplyDeps {
   writer: OAuthClientsWriter;

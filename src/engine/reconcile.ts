@@ -9,12 +9,15 @@ import type { Plan } from "../core/plan-types.js";
 import { computeRotations, rotationStatus, type RotationInput } from "../core/rotation.js";
 import { findUnknownScopes } from "../core/scopes.js";
 import { ConfigError, GitOpsError, UnsafePlanError } from "../errors.js";
+import type { SinkResolver } from "../sinks/types.js";
 import type { InventoryStore } from "../state/inventory.js";
 import { journalView, type JournalStore } from "../state/journal.js";
-import { type ApplyReport, applyPlan, type ChangeResult, type SinkResolver } from "./apply.js";
+import { type ApplyReport, applyPlan, type ChangeResult } from "./apply.js";
 import { InventoryRecorder } from "./inventory-recorder.js";
 import { listLiveClients } from "./live.js";
-import { DEFAULT_ROTATION_POLICY, readSinkIssuedAt, resumeJournal, type SecretOpResult } from "./rotate.js";
+import { readSinkIssuedAt } from "./secrets/plan.js";
+import { resumeJournal } from "./secrets/resume.js";
+import { DEFAULT_ROTATION_POLICY, type SecretOpResult } from "./secrets/types.js";
 
 export interface ReconcileDeps {
   reader: OAuthClientsReader;

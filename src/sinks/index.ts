@@ -6,7 +6,7 @@ import { KubernetesSink } from "./kubernetes.js";
 import type { SecretSink } from "./types.js";
 import { VaultSink } from "./vault.js";
 
-export type { SecretRecord, SecretSink, SinkAddress, StoredRecord } from "./types.js";
+export type { SecretRecord, SecretSink, SinkAddress, SinkResolver, StoredRecord } from "./types.js";
 export { ExecSink } from "./exec.js";
 export { FileSink } from "./file.js";
 export { KubernetesSink } from "./kubernetes.js";

@@ -63,3 +63,10 @@ export interface SecretSink {
   /** Where the record lives, for plans, logs and the demo: never the value. */
   describe(address: SinkAddress): string;
 }
+
+/**
+ * Finds the sink a secret target names (`secret.sink` in the desired state). The wiring builds one
+ * from the config's `sinks:` map (src/cli/common.ts `sinkResolver`); the applier, the secret engine and
+ * the planner's age reads all take it, so it lives here with the sinks rather than with any of them.
+ */
+export type SinkResolver = (name: string) => SecretSink;

@@ -2,8 +2,13 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
-import type { JournalClientState, JournalView } from "../core/rotation.js";
-import { clientKey } from "../core/rotation.js";
+import {
+  type DeleteOld,
+  journalView,
+  SECRET_REASONS,
+  type SecretReason,
+  type SecretStep,
+} from "../core/rotation-plan.js";
 import { StateError } from "../errors.js";
 import { Secret } from "../secret.js";
 import { syncDirectory, writeFileAtomic } from "./atomic.js";
@@ -34,21 +39,14 @@ export const JOURNAL_DIR = "journal";
 /** What an operation does. `create`: POST a client (then, if its secret was lost, mint one). */
 export type JournalOp = "create" | "rotate";
 
-export type JournalStep = "recover" | "intent" | "minted" | "published" | "done";
+export type JournalStep = SecretStep;
 
 /** When the secret the new one replaces is deleted (DELETE rotate_secret). */
-export type DeleteOld = "none" | "at-once" | "after-grace";
+export type { DeleteOld };
 
-/** Why an operation was started: shown in reports and status. */
-export const JOURNAL_REASONS = [
-  "create",
-  "scheduled",
-  "now",
-  "compromised",
-  "recover",
-  "missing-record",
-] as const;
-export type JournalReason = (typeof JOURNAL_REASONS)[number];
+/** Why an operation was started: shown in reports and status (the planner's vocabulary). */
+export const JOURNAL_REASONS = SECRET_REASONS;
+export type JournalReason = SecretReason;
 
 export interface JournalEntry {
   id: string;
@@ -301,38 +299,5 @@ export function serialiseEntry(entry: JournalEntry): string {
   return `${JSON.stringify(plain, null, 2)}\n`;
 }
 
-/**
- * The journal as the pure core sees it (no secrets, no ids): per client, the operation in flight and
- * the last time a secret of ours was published. Creates that have no client id yet are left out.
- */
-export function journalView(entries: readonly JournalEntry[]): JournalView {
-  const view = new Map<string, JournalClientState>();
-  for (const entry of entries) {
-    if (entry.client_id === null) continue;
-    const key = clientKey(entry.account_id, entry.client_id);
-    const state: JournalClientState = view.get(key) ?? {
-      account_id: entry.account_id,
-      client_id: entry.client_id,
-      active: null,
-      last_published_at: null,
-      created_by_tool: false,
-    };
-    state.created_by_tool ||= entry.created_by_tool;
-    if (entry.published_at && (!state.last_published_at || entry.published_at > state.last_published_at)) {
-      state.last_published_at = entry.published_at;
-    }
-    if (entry.step !== "done") {
-      state.active = {
-        op: entry.op,
-        reason: entry.reason,
-        step: entry.step,
-        delete_old: entry.delete_old,
-        published_at: entry.published_at,
-        grace_seconds: entry.grace_seconds,
-        blocked: entry.blocked,
-      };
-    }
-    view.set(key, state);
-  }
-  return view;
-}
+/** The journal as the pure core sees it: src/core/rotation-plan.ts `journalView`. */
+export { journalView };
