@@ -193,6 +193,8 @@ export class Daemon {
   #absentSince = new Map<string, number>();
   #held: HeldDelete[] = [];
   #heldTimer: Cancel | null = null;
+  /** Triggers started (not `--once`): only then does a held delete schedule its own run. */
+  #started = false;
   /** Digest of the last directory snapshot that held still (engine/desired-snapshot.ts). */
   #stableDigest: string | null = null;
   #ownership: OwnershipPublication | null = null;
@@ -250,6 +252,7 @@ export class Daemon {
       this.#triggers.push(this.#cron);
     }
     for (const trigger of this.#triggers) await trigger.start();
+    this.#started = true;
     this.request("startup");
   }
 
@@ -492,7 +495,7 @@ export class Daemon {
   #wakeForHeld(atMs: number | null): void {
     this.#heldTimer?.();
     this.#heldTimer = null;
-    if (atMs === null || this.#stop.signal.aborted) return;
+    if (atMs === null || this.#stop.signal.aborted || !this.#started) return;
     // A little past the instant, so the run's clock reads at or after it.
     const wait = Math.max(0, atMs - this.#deps.now().getTime()) + 50;
     this.#heldTimer = this.#clock.schedule(wait, () => {

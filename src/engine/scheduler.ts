@@ -18,14 +18,13 @@ export interface Scheduler {
 }
 
 /**
- * Node's clock and timers. Timers are unref'd: the HTTP server is what keeps `run` alive, and
- * `run --once` must exit even when a run asked for a later wake-up (a held delete).
+ * Node's clock and timers. Timers keep the process alive (a run waiting out a quiet period must not
+ * let `run --once` exit under it); whoever schedules must cancel on shutdown.
  */
 export const realScheduler: Scheduler = {
   now: () => Date.now(),
   schedule(delayMs, fn) {
     const timer = setTimeout(fn, Math.max(0, delayMs));
-    timer.unref();
     return () => clearTimeout(timer);
   },
 };
