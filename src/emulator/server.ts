@@ -192,6 +192,10 @@ export class Emulator {
       case "POST faults":
         this.faults = mergeFaultSettings(this.faults, parseJson(body));
         return this.faults;
+      case "GET in-flight":
+        // API requests still being handled (this control request not counted): a test waits for 0
+        // instead of sleeping past the latency of a request a client gave up on.
+        return { requests: this.#inFlight.size - 1 };
       case "POST tokens": {
         // `{ "revoke": [token...], "restore": [token...] }`: a token revoked answers 401/403 like an
         // unknown one until restored (tests of a daemon whose credentials are revoked and fixed).

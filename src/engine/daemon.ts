@@ -1,5 +1,4 @@
 import { performance } from "node:perf_hooks";
-import type { OAuthClientsWriter } from "../cloudflare/client.js";
 import { loadDesiredState } from "../config/index.js";
 import type { ReconcilerConfig } from "../config/types.js";
 import { deferDeletes, deferredDeleteKey, type HeldDelete } from "../core/deferred-deletes.js";
@@ -34,7 +33,8 @@ import {
 import { DEFAULT_SNAPSHOT_ATTEMPTS, loadStableDesired } from "./desired-snapshot.js";
 import type { GitSource } from "./git-source.js";
 import { type ReconcileDeps, reconcileOnce } from "./reconcile.js";
-import { readRotationStatus, type RotateDeps, type RotateReport, rotateOnce } from "./rotate.js";
+import type { RotateReport } from "./rotate.js";
+import type { RotationRunner } from "./daemon/rotation-runner.js";
 import { realScheduler, type Cancel, type Scheduler } from "./scheduler.js";
 import type { DesiredSource } from "./sources/types.js";
 import { CronTrigger } from "./triggers/cron.js";
@@ -47,6 +47,7 @@ export * from "./daemon/run-record.js";
 export type { DesiredSource, PreparedRun } from "./sources/types.js";
 export { directorySource } from "./sources/directory.js";
 export { gitDesiredSource } from "./sources/git.js";
+export { engineRotationRunner, type RotationRunner } from "./daemon/rotation-runner.js";
 
 /**
  * `run`: the long-running reconciler. Triggers (interval, file watch, git poll, webhook, rotation
@@ -72,47 +73,23 @@ export { gitDesiredSource } from "./sources/git.js";
  *   run plan with the config file of the commit it applies (engine/repo-config.ts), and
  *   `ownership.git` publishes the ownership inventory to a ref of the repository after each run
  *   that changed it (engine/ownership-ref.ts), where `plan` in CI reads it.
+ * - Failures drive the loop by their disposition (daemon/run-record.ts `outcomeOf`, applied by
+ *   triggers/run-queue.ts): transient backs off, terminal stalls until new input, wait retries at
+ *   the known time; a failed run's owed rotation is carried into its retry. The last runs are kept
+ *   in `/status` `history`.
+ *
+ * Why this file is longer than the others: what is left is the `Daemon` class, one run's steps in
+ * order (prepare, load, hold deletes, reconcile, rotate, refresh rotation status, publish
+ * ownership) and the status view over the state those steps keep. The decisions live in pure
+ * modules (daemon/run-record.ts, core/deferred-deletes.ts), the sources in sources/, the timers in
+ * triggers/ behind scheduler.ts; splitting the steps further would spread one run's private state
+ * over several files.
  */
 
 /** Why `/readyz` says what it says. */
 export interface Readiness {
   ready: boolean;
   reason: string | null;
-}
-
-/**
- * The rotation engine as the daemon uses it: a seam so the daemon can run without one (tests, a
- * config that never rotates) and so the wiring decides whether writes are possible (dry-run).
- */
-export interface RotationRunner {
-  /** Rotates what is due and deletes old secrets whose grace has passed (engine/rotate.ts `auto`). */
-  runDue(desired: DesiredState, signal: AbortSignal): Promise<RotateReport>;
-  /** Per-client secret age, phase and next due time. Reads only. */
-  status(desired: DesiredState, signal: AbortSignal): Promise<ClientRotationStatus[]>;
-}
-
-/**
- * The rotation runner over the secret engine (engine/rotate.ts): `auto` mode, the config's defaults and
- * `max_concurrent`. The engine never passes the stop signal into a rotation's calls, so shutdown never
- * cuts a rotation between its mint and its publish.
- */
-export function engineRotationRunner(
-  deps: Omit<RotateDeps, "signal" | "writer"> & { writer: OAuthClientsWriter | null },
-  config: ReconcilerConfig,
-): RotationRunner {
-  const defaults = { every: config.rotation.every, grace: config.rotation.grace };
-  const { writer, ...readDeps } = deps;
-  return {
-    runDue: async (desired, signal) => {
-      if (!writer)
-        throw new GitOpsError("E_DRY_RUN", "rotation needs the mutating client (not in --dry-run)");
-      return rotateOnce(
-        { ...readDeps, writer, signal },
-        { desired, defaults, mode: "auto", concurrency: config.rotation.max_concurrent },
-      );
-    },
-    status: (desired, signal) => readRotationStatus({ ...readDeps, signal }, { desired, defaults }),
-  };
 }
 
 /** Notified of everything metrics count. Implemented by src/server/metrics.ts. */
@@ -590,7 +567,8 @@ export class Daemon {
     const ttl = this.#options.rotationStatusTtlMs ?? ROTATION_STATUS_TTL_MS;
     const known = this.#rotation;
     const changed = (record.apply?.applied ?? 0) > 0;
-    if (known && !changed && known.revision === record.revision && this.#clock.now() - known.checkedAt < ttl) return;
+    if (known && !changed && known.revision === record.revision && this.#clock.now() - known.checkedAt < ttl)
+      return;
     try {
       this.#setRotationStatuses(await runner.status(desired, signal), record.revision);
     } catch (error) {
@@ -682,4 +660,3 @@ function sleepOn(clock: Scheduler, ms: number, signal: AbortSignal): Promise<voi
     signal.addEventListener("abort", onAbort, { once: true });
   });
 }
-

@@ -52,7 +52,9 @@ describe("readiness and run health (real process)", () => {
     }>("/status");
     expect(status.body.run_health.healthy).toBe(false);
     // A refused token cannot be fixed by retrying: the loop stalls until new input (README "Dispositions").
-    expect(status.body.run_health.reason).toMatch(/^stalled until new input: the API refused the credentials/);
+    expect(status.body.run_health.reason).toMatch(
+      /^stalled until new input: the API refused the credentials/,
+    );
     expect(status.body.last_run.result).toBe("error");
     expect(status.body.last_run.error.code).toMatch(/^E_/);
 

@@ -201,8 +201,7 @@ export function runHealthOf(last: RunRecord | null, loop: LoopState): RunHealth 
   };
   if (!last) return { healthy: false, reason: "no run has finished yet", ...base };
   if (last.result === "ok" && !stalled) return { healthy: true, reason: null, ...base };
-  if (stalled)
-    return { healthy: false, reason: `stalled until new input: ${loop.reason}`, ...base };
+  if (stalled) return { healthy: false, reason: `stalled until new input: ${loop.reason}`, ...base };
   if (last.result === "partial" && last.apply?.failed) {
     return { healthy: false, reason: `${last.apply.failed} change(s) failed in the last run`, ...base };
   }

@@ -108,7 +108,9 @@ export class RunQueue {
     if (this.#stall) return { state: "stalled", ...this.#stall };
     const until = this.backoffUntil;
     if (until === null) return { state: "idle" };
-    return this.#wait !== null ? { state: "waiting", until, reason: this.#wait } : { state: "backoff", until };
+    return this.#wait !== null
+      ? { state: "waiting", until, reason: this.#wait }
+      : { state: "backoff", until };
   }
 
   /**
