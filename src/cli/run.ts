@@ -101,6 +101,7 @@ export const runCommand: Command = async (ctx) => {
       status: () => daemon.status(),
       metrics: () => {
         metrics.setReady(daemon.readiness().ready);
+        metrics.setLoopState(daemon.loopState().state);
         return metrics.render();
       },
       webhook: await webhookHandler(ctx, config, daemon, metrics, logger),

@@ -11,6 +11,11 @@ export interface AuthConfig {
   /** Accepted write tokens; when empty, any non-empty token not listed in `readOnlyTokens` is a write token. */
   tokens: readonly string[];
   readOnlyTokens: readonly string[];
+  /**
+   * Tokens revoked through `POST /__emulator/tokens` (what deleting or rolling a token in the
+   * dashboard does): answered as invalid until restored.
+   */
+  revoked?: ReadonlySet<string>;
 }
 
 /** Who is calling: the rate-limit key and whether writes are allowed. */
@@ -55,6 +60,7 @@ export function authorise(caller: Caller, write: boolean): void {
 }
 
 function judge(token: string, config: AuthConfig): { valid: boolean; canWrite: boolean } {
+  if (config.revoked?.has(token)) return { valid: false, canWrite: false };
   if (config.readOnlyTokens.includes(token)) return { valid: true, canWrite: false };
   if (config.tokens.length === 0) return { valid: true, canWrite: true };
   return config.tokens.includes(token) ? { valid: true, canWrite: true } : { valid: false, canWrite: false };

@@ -42,6 +42,8 @@ export class Emulator {
   faults: FaultSettings;
   stateFile: StateFile | undefined;
   readonly #setup: EmulatorSetup;
+  /** Tokens revoked by `POST /__emulator/tokens`. */
+  readonly #revoked = new Set<string>();
   #streams: RandomStreams;
   readonly #stopping = new AbortController();
   readonly #inFlight = new Set<Promise<void>>();
@@ -95,7 +97,10 @@ export class Emulator {
       this.stats.record(method, template, "reset");
       return void req.socket.destroy();
     }
-    const caller = identifyCaller(req.headers, req.socket.remoteAddress ?? "unknown", this.#setup.auth);
+    const caller = identifyCaller(req.headers, req.socket.remoteAddress ?? "unknown", {
+      ...this.#setup.auth,
+      revoked: this.#revoked,
+    });
     const decision = this.limiter.take(caller.key);
     const headers = rateLimitHeaders(this.limiter.config, decision);
     if (decision.limited) {
@@ -187,6 +192,20 @@ export class Emulator {
       case "POST faults":
         this.faults = mergeFaultSettings(this.faults, parseJson(body));
         return this.faults;
+      case "GET in-flight":
+        // API requests still being handled (this control request not counted): a test waits for 0
+        // instead of sleeping past the latency of a request a client gave up on.
+        return { requests: this.#inFlight.size - 1 };
+      case "POST tokens": {
+        // `{ "revoke": [token...], "restore": [token...] }`: a token revoked answers 401/403 like an
+        // unknown one until restored (tests of a daemon whose credentials are revoked and fixed).
+        const b = parseJson(body) as { revoke?: unknown; restore?: unknown } | null;
+        const list = (v: unknown): string[] =>
+          Array.isArray(v) && v.every((t) => typeof t === "string") ? v : [];
+        for (const token of list(b?.revoke)) this.#revoked.add(token);
+        for (const token of list(b?.restore)) this.#revoked.delete(token);
+        return { revoked: this.#revoked.size };
+      }
       case "POST verification": {
         const b = controlBody(body, ["account_id", "client_id"]);
         const client = this.store.setVerification(

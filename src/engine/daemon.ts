@@ -1,40 +1,53 @@
-import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { setTimeout as sleepTimer } from "node:timers/promises";
-import type { OAuthClientsWriter } from "../cloudflare/client.js";
-import { loadDesiredState, policyFromConfig } from "../config/index.js";
+import { loadDesiredState } from "../config/index.js";
 import type { ReconcilerConfig } from "../config/types.js";
 import { deferDeletes, deferredDeleteKey, type HeldDelete } from "../core/deferred-deletes.js";
-import type { Policy, DesiredState, Inventory } from "../core/model.js";
-import type {
-  Change,
-  ChangeKind,
-  DeleteChange,
-  Plan,
-  PlanSummary,
-  SafetyViolation,
-} from "../core/plan-types.js";
+import type { DeleteChange, Plan } from "../core/plan-types.js";
+import type { Policy, DesiredState } from "../core/model.js";
 import type { ClientRotationStatus } from "../core/rotation.js";
-import { ConfigError, type ConfigIssue, GitOpsError, UnsafePlanError } from "../errors.js";
+import { ConfigError, GitOpsError, UnsafePlanError } from "../errors.js";
 import type { Logger } from "../log.js";
-import type { ApplyReport, ChangeResult } from "./apply.js";
+import {
+  classifyRun,
+  runHealthOf,
+  compactSummary,
+  digestApply,
+  digestChange,
+  digestHeld,
+  digestPlan,
+  errorOf,
+  errorsOf,
+  historyEntry,
+  isoOrNull,
+  newRunRecord,
+  outcomeOf,
+  pushHistory,
+  type RunError,
+  type RunHealth,
+  type RunHistoryEntry,
+  type RunRecord,
+  type RunResult,
+  secretTrouble,
+  unappliedChanges,
+} from "./daemon/run-record.js";
 import { DEFAULT_SNAPSHOT_ATTEMPTS, loadStableDesired } from "./desired-snapshot.js";
 import type { GitSource } from "./git-source.js";
-import { publishOwnership, type PublishResult } from "./ownership-ref.js";
-import { checkRepositoryConfigPath, loadRepositoryConfig } from "./repo-config.js";
 import { type ReconcileDeps, reconcileOnce } from "./reconcile.js";
-import {
-  readRotationStatus,
-  type RotateDeps,
-  type RotateReport,
-  rotateOnce,
-  type SecretOpResult,
-} from "./rotate.js";
+import type { RotateReport } from "./rotate.js";
+import type { RotationRunner } from "./daemon/rotation-runner.js";
+import { realScheduler, type Cancel, type Scheduler } from "./scheduler.js";
+import type { DesiredSource } from "./sources/types.js";
 import { CronTrigger } from "./triggers/cron.js";
 import { IntervalTrigger } from "./triggers/interval.js";
-import { type BackoffOptions, RunQueue, type StepOutcome } from "./triggers/run-queue.js";
+import { type BackoffOptions, type LoopState, RunQueue, type StepOutcome } from "./triggers/run-queue.js";
 import type { Trigger, TriggerReason } from "./triggers/types.js";
 import { WatchTrigger } from "./triggers/watch.js";
+
+export * from "./daemon/run-record.js";
+export type { DesiredSource, PreparedRun } from "./sources/types.js";
+export { directorySource } from "./sources/directory.js";
+export { gitDesiredSource } from "./sources/git.js";
+export { engineRotationRunner, type RotationRunner } from "./daemon/rotation-runner.js";
 
 /**
  * `run`: the long-running reconciler. Triggers (interval, file watch, git poll, webhook, rotation
@@ -60,125 +73,23 @@ import { WatchTrigger } from "./triggers/watch.js";
  *   run plan with the config file of the commit it applies (engine/repo-config.ts), and
  *   `ownership.git` publishes the ownership inventory to a ref of the repository after each run
  *   that changed it (engine/ownership-ref.ts), where `plan` in CI reads it.
+ * - Failures drive the loop by their disposition (daemon/run-record.ts `outcomeOf`, applied by
+ *   triggers/run-queue.ts): transient backs off, terminal stalls until new input, wait retries at
+ *   the known time; a failed run's owed rotation is carried into its retry. The last runs are kept
+ *   in `/status` `history`.
+ *
+ * Why this file is longer than the others: what is left is the `Daemon` class, one run's steps in
+ * order (prepare, load, hold deletes, reconcile, rotate, refresh rotation status, publish
+ * ownership) and the status view over the state those steps keep. The decisions live in pure
+ * modules (daemon/run-record.ts, core/deferred-deletes.ts), the sources in sources/, the timers in
+ * triggers/ behind scheduler.ts; splitting the steps further would spread one run's private state
+ * over several files.
  */
-
-/** How a run ended. */
-export type RunResult = "ok" | "partial" | "invalid" | "unsafe" | "error" | "aborted";
-
-/** An error as status and logs show it: never a secret, never a stack. */
-export interface RunError {
-  code: string;
-  message: string;
-  disposition: string;
-  /** For `invalid`: every located problem (file:line:col). */
-  issues?: ConfigIssue[];
-}
-
-/** One planned change, named (no bodies: status stays small and field values stay in git). */
-export interface ChangeDigest {
-  kind: ChangeKind;
-  account_id: string;
-  client_name: string;
-  client_id?: string;
-  fields?: string[];
-}
-
-export interface PlanDigest {
-  checksum: string;
-  summary: PlanSummary;
-  safety: { ok: boolean; violations: Pick<SafetyViolation, "rule" | "message" | "overridden">[] };
-  /** At most {@link MAX_LISTED} changes; `changes_truncated` says how many more. */
-  changes: ChangeDigest[];
-  changes_truncated: number;
-}
-
-export interface ApplyDigest {
-  applied: number;
-  failed: number;
-  adopted: number;
-  forgotten: number;
-  by_kind: Record<ChangeKind, { applied: number; failed: number }>;
-  failures: (ChangeDigest & { code: string; message: string })[];
-}
-
-/** One run, as status and metrics report it. */
-export interface RunRecord {
-  id: number;
-  reasons: TriggerReason[];
-  mode: "apply" | "dry-run";
-  started: string;
-  finished: string | null;
-  duration_seconds: number | null;
-  result: RunResult | null;
-  /** The git commit the run read, null for a directory source. */
-  revision: string | null;
-  plan: PlanDigest | null;
-  apply: ApplyDigest | null;
-  /** Clients whose live state differs from the desired state after this run. */
-  drifted: number;
-  /** Changes planned but not made (dry-run, unsafe, failed): deletions are listed in status. */
-  pending_deletions: ChangeDigest[];
-  /** Deletes this run held back (directory source) until the client has been absent long enough. */
-  held_deletions: HeldDeletionDigest[];
-  rotation: { failed: number; attention: number; done: number } | null;
-  error: RunError | null;
-  /** Changes settled so far, while running. */
-  progress?: { done: number; total: number };
-}
-
-/** A held delete, as status shows it. */
-export interface HeldDeletionDigest extends ChangeDigest {
-  /** When a run first planned the delete. */
-  absent_since: string;
-  /** From when a run may carry it out (a run is requested then). */
-  eligible_at: string;
-}
 
 /** Why `/readyz` says what it says. */
 export interface Readiness {
   ready: boolean;
   reason: string | null;
-}
-
-/** Whether the last run went cleanly: `/status` and the `last_run_success` metric carry it. */
-export interface RunHealth {
-  healthy: boolean;
-  reason: string | null;
-}
-
-/**
- * The rotation engine as the daemon uses it: a seam so the daemon can run without one (tests, a
- * config that never rotates) and so the wiring decides whether writes are possible (dry-run).
- */
-export interface RotationRunner {
-  /** Rotates what is due and deletes old secrets whose grace has passed (engine/rotate.ts `auto`). */
-  runDue(desired: DesiredState, signal: AbortSignal): Promise<RotateReport>;
-  /** Per-client secret age, phase and next due time. Reads only. */
-  status(desired: DesiredState, signal: AbortSignal): Promise<ClientRotationStatus[]>;
-}
-
-/**
- * The rotation runner over the secret engine (engine/rotate.ts): `auto` mode, the config's defaults and
- * `max_concurrent`. The engine never passes the stop signal into a rotation's calls, so shutdown never
- * cuts a rotation between its mint and its publish.
- */
-export function engineRotationRunner(
-  deps: Omit<RotateDeps, "signal" | "writer"> & { writer: OAuthClientsWriter | null },
-  config: ReconcilerConfig,
-): RotationRunner {
-  const defaults = { every: config.rotation.every, grace: config.rotation.grace };
-  const { writer, ...readDeps } = deps;
-  return {
-    runDue: async (desired, signal) => {
-      if (!writer)
-        throw new GitOpsError("E_DRY_RUN", "rotation needs the mutating client (not in --dry-run)");
-      return rotateOnce(
-        { ...readDeps, writer, signal },
-        { desired, defaults, mode: "auto", concurrency: config.rotation.max_concurrent },
-      );
-    },
-    status: (desired, signal) => readRotationStatus({ ...readDeps, signal }, { desired, defaults }),
-  };
 }
 
 /** Notified of everything metrics count. Implemented by src/server/metrics.ts. */
@@ -187,105 +98,6 @@ export interface DaemonObserver {
   runFinished(record: RunRecord): void;
   rotationStatuses(statuses: readonly ClientRotationStatus[], revision: string | null): void;
   rotationFinished(report: RotateReport): void;
-}
-
-/** One run's input, as its source prepared it. */
-export interface PreparedRun {
-  /** The config to load this run's desired state with. */
-  config: ReconcilerConfig;
-  /** The commit it belongs to (git), null for a directory. */
-  revision: string | null;
-  /** The policy of this run when the source decides it (`source.git.config`); the daemon's otherwise. */
-  policy?: Policy;
-  /** The commit's own config file is missing or invalid: the run is `invalid`, nothing is planned. */
-  configError?: ConfigError;
-}
-
-/** Where the desired state of one run comes from. */
-export interface DesiredSource {
-  readonly kind: "directory" | "git";
-  prepare(signal: AbortSignal): Promise<PreparedRun>;
-  /** For status: no credentials. */
-  describe(): Record<string, string>;
-  /**
-   * Publishes the inventory to `ref` of the source repository (git only; engine/ownership-ref.ts).
-   * Resolves with what the ref holds afterwards.
-   */
-  publishOwnership?(
-    inventory: Inventory,
-    ref: string,
-    revision: string | null,
-    signal: AbortSignal,
-  ): Promise<PublishResult>;
-}
-
-/** The desired state is the config's `desired:` path, read as it is on disk at each run. */
-export function directorySource(config: ReconcilerConfig): DesiredSource {
-  return {
-    kind: "directory",
-    prepare: async () => ({ config, revision: null }),
-    describe: () => ({ type: "directory", path: config.desired }),
-  };
-}
-
-/**
- * The desired state is `source.git.path` in the fetched branch, or, with `source.git.config`, what
- * that file of the commit says (engine/repo-config.ts). File names in messages are relative to the
- * repository root (`clients/web.yaml:12:5`), which is what a reviewer sees in the commit.
- *
- * `now` dates the ownership commits; `scratchDir` holds the object files they are built from.
- */
-export function gitDesiredSource(
-  config: ReconcilerConfig,
-  git: GitSource,
-  publishing: { now: () => Date; scratchDir: string } = {
-    now: () => new Date(),
-    scratchDir: join(config.state_dir, "git", "ownership"),
-  },
-): DesiredSource {
-  const configPath = config.source?.git.config;
-  // Refused at start, not at the first run: any root gives the same answer for a relative path.
-  if (configPath !== undefined) checkRepositoryConfigPath(config.state_dir, configPath);
-  let known: { commit: string; body: string } | null = null;
-  return {
-    kind: "git",
-    prepare: async (signal) => {
-      const checkout = await git.sync(signal);
-      const revision = checkout.revision;
-      if (configPath === undefined) {
-        return {
-          revision,
-          config: { ...config, desired: checkout.desiredPath, display_root: checkout.root },
-        };
-      }
-      try {
-        const effective = await loadRepositoryConfig(config, checkout.root, configPath);
-        return { revision, config: effective, policy: policyFromConfig(effective) };
-      } catch (error) {
-        if (error instanceof ConfigError) return { revision, config, configError: error };
-        throw error;
-      }
-    },
-    describe: () => ({
-      type: "git",
-      url: git.displayUrl,
-      branch: git.branch,
-      ...(configPath !== undefined ? { config: configPath } : {}),
-    }),
-    publishOwnership: async (inventory, ref, revision, signal) => {
-      const result = await publishOwnership((args, s) => git.runInCheckout(args, s), {
-        ref,
-        inventory,
-        revision,
-        now: publishing.now(),
-        scratchDir: publishing.scratchDir,
-        known,
-        signal,
-      });
-      known = { commit: result.commit, body: result.body };
-      return result;
-    },
-  };
 }
 
 /** The published ownership record, as `/status` shows it. */
@@ -323,12 +135,14 @@ export interface DaemonOptions {
   logger: Logger;
   /** Rotation status (an extra list per account plus sink reads) is refreshed at most this often. */
   rotationStatusTtlMs?: number;
-  /** Waits `ms` (the directory source's quiet period); rejects when `signal` aborts. Real timers by default. */
+  /** Waits `ms` (the directory source's quiet period); rejects when `signal` aborts. The scheduler by default. */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /**
+   * The loop's clock and timers (run queue, triggers, held-delete wake-up, rotation-status age);
+   * real ones by default. Tests pass a manual one (test/helpers/clock.ts) and advance it.
+   */
+  scheduler?: Scheduler;
 }
-
-/** Changes listed by name in a run record. */
-export const MAX_LISTED = 100;
 
 const ROTATION_STATUS_TTL_MS = 5 * 60_000;
 
@@ -339,13 +153,15 @@ export class Daemon {
   readonly #log: Logger;
   readonly #stop = new AbortController();
   readonly #queue: RunQueue;
-  readonly #startedAt = new Date();
+  readonly #clock: Scheduler;
+  readonly #startedAt: Date;
   #triggers: Trigger[] = [];
   #interval: IntervalTrigger | null = null;
   #cron: CronTrigger | null = null;
   #nextId = 1;
   #current: RunRecord | null = null;
   #last: RunRecord | null = null;
+  #history: RunHistoryEntry[] = [];
   #lastSuccess: { finished: string; revision: string | null } | null = null;
   #appliedRevision: string | null = null;
   #seenRevision: string | null = null;
@@ -353,7 +169,9 @@ export class Daemon {
   /** Directory source: when each planned delete was first seen (epoch ms, the reconcile clock). */
   #absentSince = new Map<string, number>();
   #held: HeldDelete[] = [];
-  #heldTimer: NodeJS.Timeout | null = null;
+  #heldTimer: Cancel | null = null;
+  /** Triggers started (not `--once`): only then does a held delete schedule its own run. */
+  #started = false;
   /** Digest of the last directory snapshot that held still (engine/desired-snapshot.ts). */
   #stableDigest: string | null = null;
   #ownership: OwnershipPublication | null = null;
@@ -363,9 +181,12 @@ export class Daemon {
     this.mode = options.reconcile.writer ? "apply" : "dry-run";
     this.#deps = options.reconcile;
     this.#log = options.logger.child({ component: "daemon" });
+    this.#clock = options.scheduler ?? realScheduler;
+    this.#startedAt = new Date(this.#clock.now());
     this.#queue = new RunQueue({
       step: (reasons) => this.#step(reasons),
       logger: this.#log,
+      scheduler: this.#clock,
       ...(options.backoff ? { backoff: options.backoff } : {}),
     });
   }
@@ -384,6 +205,7 @@ export class Daemon {
       seconds: triggers.intervalSeconds,
       onTick: () => this.request("interval"),
       logger: this.#log,
+      scheduler: this.#clock,
     });
     this.#triggers.push(this.#interval);
     if (triggers.watch) {
@@ -392,6 +214,7 @@ export class Daemon {
           ...triggers.watch,
           onChange: () => this.request("watch"),
           logger: this.#options.logger.child({ component: "watch" }),
+          scheduler: this.#clock,
         }),
       );
     }
@@ -406,6 +229,7 @@ export class Daemon {
       this.#triggers.push(this.#cron);
     }
     for (const trigger of this.#triggers) await trigger.start();
+    this.#started = true;
     this.request("startup");
   }
 
@@ -415,7 +239,7 @@ export class Daemon {
    */
   async stop(): Promise<void> {
     this.#stop.abort(new GitOpsError("E_SHUTDOWN", "the daemon is shutting down"));
-    if (this.#heldTimer) clearTimeout(this.#heldTimer);
+    this.#heldTimer?.();
     this.#heldTimer = null;
     await Promise.all(this.#triggers.map((t) => t.stop()));
     await this.#queue.close();
@@ -442,15 +266,18 @@ export class Daemon {
     return { ready: true, reason: null };
   }
 
-  /** Healthy: the last run finished cleanly (and so the API answered it). */
+  /**
+   * Healthy: the last run finished cleanly (and so the API answered it). A stall shows here (and in
+   * the `stalled` metric) rather than in {@link readiness}: a stalled daemon still takes the webhook
+   * that brings its fix.
+   */
   runHealth(): RunHealth {
-    const last = this.#last;
-    if (!last) return { healthy: false, reason: "no run has finished yet" };
-    if (last.result === "ok") return { healthy: true, reason: null };
-    if (last.result === "partial" && last.apply?.failed) {
-      return { healthy: false, reason: `${last.apply.failed} change(s) failed in the last run` };
-    }
-    return { healthy: false, reason: `last run ${last.result}: ${last.error?.message ?? "no detail"}` };
+    return runHealthOf(this.#last, this.#queue.state);
+  }
+
+  /** Between runs: idle, backing off, waiting for a known time, or stalled until new input. */
+  loopState(): LoopState {
+    return this.#queue.state;
   }
 
   /** Everything `/status` shows. Never a secret: records hold names, ids, codes and messages. */
@@ -468,6 +295,7 @@ export class Daemon {
       last_success: this.#lastSuccess,
       applied_revision: this.#appliedRevision,
       seen_revision: this.#seenRevision,
+      loop: loopStatus(this.#queue.state),
       consecutive_failures: this.#queue.consecutiveFailures,
       retry_at: isoOrNull(this.#queue.backoffUntil),
       next_interval_run_at: isoOrNull(this.#interval?.nextAt ?? null),
@@ -486,6 +314,7 @@ export class Daemon {
       },
       ownership: this.#ownership,
       errors: errorsOf(last),
+      history: this.#history,
     };
   }
 
@@ -505,23 +334,7 @@ export class Daemon {
   }
 
   async #step(reasons: ReadonlySet<TriggerReason>): Promise<StepOutcome> {
-    const record: RunRecord = {
-      id: this.#nextId++,
-      reasons: [...reasons],
-      mode: this.mode,
-      started: new Date().toISOString(),
-      finished: null,
-      duration_seconds: null,
-      result: null,
-      revision: null,
-      plan: null,
-      apply: null,
-      drifted: 0,
-      pending_deletions: [],
-      held_deletions: [],
-      rotation: null,
-      error: null,
-    };
+    const record = newRunRecord(this.#nextId++, reasons, this.mode, new Date(this.#clock.now()));
     this.#current = record;
     const t0 = performance.now();
     this.#log.info({ run: record.id, reasons: record.reasons }, "run started");
@@ -530,16 +343,11 @@ export class Daemon {
     } catch (error) {
       this.#fail(record, this.#stop.signal.aborted ? "aborted" : "error", error);
     }
-    record.finished = new Date().toISOString();
+    record.finished = new Date(this.#clock.now()).toISOString();
     record.duration_seconds = (performance.now() - t0) / 1000;
     delete record.progress;
     this.#current = null;
-    this.#finish(record);
-    return record.result === "aborted"
-      ? "aborted"
-      : record.result === "ok" || record.result === "partial"
-        ? "ok"
-        : "failed";
+    return this.#finish(record);
   }
 
   async #execute(record: RunRecord, reasons: ReadonlySet<TriggerReason>): Promise<void> {
@@ -612,7 +420,7 @@ export class Daemon {
       config,
       quietMs: this.#options.config.daemon.quiet_period * 1000,
       maxAttempts: DEFAULT_SNAPSHOT_ATTEMPTS,
-      sleep: this.#options.sleep ?? sleepFor,
+      sleep: this.#options.sleep ?? ((ms, s) => sleepOn(this.#clock, ms, s)),
       signal,
       knownStable: this.#stableDigest,
     });
@@ -662,16 +470,15 @@ export class Daemon {
 
   /** Requests a run once the first held delete may go ahead (at most one timer). */
   #wakeForHeld(atMs: number | null): void {
-    if (this.#heldTimer) clearTimeout(this.#heldTimer);
+    this.#heldTimer?.();
     this.#heldTimer = null;
-    if (atMs === null || this.#stop.signal.aborted) return;
+    if (atMs === null || this.#stop.signal.aborted || !this.#started) return;
     // A little past the instant, so the run's clock reads at or after it.
     const wait = Math.max(0, atMs - this.#deps.now().getTime()) + 50;
-    this.#heldTimer = setTimeout(() => {
+    this.#heldTimer = this.#clock.schedule(wait, () => {
       this.#heldTimer = null;
       this.request("held-delete");
-    }, wait);
-    this.#heldTimer.unref();
+    });
   }
 
   async #reconcile(
@@ -703,7 +510,7 @@ export class Daemon {
         ...record.held_deletions.map((h) => `${h.account_id}/${h.client_name}`),
       ]).size;
       record.pending_deletions = unapplied.filter((c) => c.kind === "delete").map(digestChange);
-      record.result = classify(result.plan, result.apply, signal, this.mode);
+      record.result = classifyRun(result.plan, result.apply, signal.aborted, this.mode);
       const resumeTrouble = secretTrouble(result.resumed, "resumed secret operation");
       if (resumeTrouble && record.result === "ok") {
         record.result = "partial";
@@ -760,7 +567,8 @@ export class Daemon {
     const ttl = this.#options.rotationStatusTtlMs ?? ROTATION_STATUS_TTL_MS;
     const known = this.#rotation;
     const changed = (record.apply?.applied ?? 0) > 0;
-    if (known && !changed && known.revision === record.revision && Date.now() - known.checkedAt < ttl) return;
+    if (known && !changed && known.revision === record.revision && this.#clock.now() - known.checkedAt < ttl)
+      return;
     try {
       this.#setRotationStatuses(await runner.status(desired, signal), record.revision);
     } catch (error) {
@@ -769,7 +577,7 @@ export class Daemon {
   }
 
   #setRotationStatuses(statuses: ClientRotationStatus[], revision: string | null): void {
-    this.#rotation = { statuses, checkedAt: Date.now(), revision };
+    this.#rotation = { statuses, checkedAt: this.#clock.now(), revision };
     this.#options.observer?.rotationStatuses(statuses, revision);
     const due = statuses.filter(
       (s) => s.phase === "due" || s.phase === "no-secret" || s.phase === "delete-due",
@@ -787,10 +595,13 @@ export class Daemon {
     record.error = errorOf(error);
   }
 
-  #finish(record: RunRecord): void {
+  /** Records the run, decides what the loop does next (run-record.ts `outcomeOf`), and logs it. */
+  #finish(record: RunRecord): StepOutcome {
     const result = record.result ?? "error";
     record.result = result;
+    const outcome = outcomeOf(record, this.#clock.now());
     this.#last = record;
+    this.#history = pushHistory(this.#history, historyEntry(record, outcome));
     if (result === "ok" || result === "partial") {
       this.#lastSuccess = { finished: record.finished as string, revision: record.revision };
       this.#appliedRevision = record.revision;
@@ -806,6 +617,7 @@ export class Daemon {
       ...(record.plan ? { summary: compactSummary(record.plan.summary) } : {}),
       ...(record.apply ? { applied: record.apply.applied, failed: record.apply.failed } : {}),
       ...(record.drifted ? { drifted: record.drifted } : {}),
+      next: outcome.kind,
     };
     if (result === "ok") this.#log.info(fields, "run finished");
     else if (result === "aborted")
@@ -815,150 +627,36 @@ export class Daemon {
       this.#log[level]({ ...fields, error: record.error }, `run finished: ${result}`);
     }
     this.#interval?.reset();
+    return outcome;
   }
 }
 
-function digestHeld(held: HeldDelete): HeldDeletionDigest {
-  return {
-    ...digestChange(held.change),
-    absent_since: new Date(held.absentSinceMs).toISOString(),
-    eligible_at: new Date(held.eligibleAtMs).toISOString(),
-  };
+/** `/status` `loop`: the queue's state with its times as ISO strings. */
+function loopStatus(loop: LoopState): Record<string, string> {
+  switch (loop.state) {
+    case "idle":
+      return { state: "idle" };
+    case "backoff":
+      return { state: "backoff", until: new Date(loop.until).toISOString() };
+    case "waiting":
+      return { state: "waiting", until: new Date(loop.until).toISOString(), reason: loop.reason };
+    case "stalled":
+      return { state: "stalled", since: new Date(loop.since).toISOString(), reason: loop.reason };
+  }
 }
 
-/** Real timers: the quiet period of a directory source. */
-function sleepFor(ms: number, signal: AbortSignal): Promise<void> {
-  return sleepTimer(ms, undefined, { signal });
-}
-
-function classify(
-  plan: Plan,
-  apply: ApplyReport | null,
-  signal: AbortSignal,
-  mode: "apply" | "dry-run",
-): RunResult {
-  if (mode === "dry-run") return plan.safety.ok ? "ok" : "unsafe";
-  if (!apply || apply.failed === 0) return "ok";
-  const aborted = apply.results.some((r) => r.status === "failed" && r.error?.code === "E_ABORTED");
-  return aborted && signal.aborted ? "aborted" : "partial";
-}
-
-/** Planned changes that did not happen: all of them in dry-run, the failed ones otherwise. */
-function unappliedChanges(plan: Plan, apply: ApplyReport | null, dryRun: boolean): Change[] {
-  if (dryRun || !apply) return dryRun || !plan.safety.ok ? plan.changes : [];
-  const failed = new Set(
-    apply.results
-      .filter((r) => r.status === "failed")
-      .map((r) => changeKey(r.kind, r.account_id, r.client_name)),
-  );
-  return plan.changes.filter((c) => failed.has(changeKey(c.kind, c.account_id, c.client_name)));
-}
-
-function changeKey(kind: string, account: string, name: string): string {
-  return `${kind}\u0000${account}\u0000${name}`;
-}
-
-function digestChange(change: Change): ChangeDigest {
-  return {
-    kind: change.kind,
-    account_id: change.account_id,
-    client_name: change.client_name,
-    ...("client_id" in change ? { client_id: change.client_id } : {}),
-    ...(change.kind === "update" ? { fields: change.fields.map((f) => f.field) } : {}),
-  };
-}
-
-function digestPlan(plan: Plan): PlanDigest {
-  return {
-    checksum: plan.checksum,
-    summary: plan.summary,
-    safety: {
-      ok: plan.safety.ok,
-      violations: plan.safety.violations.map(({ rule, message, overridden }) => ({
-        rule,
-        message,
-        overridden,
-      })),
-    },
-    changes: plan.changes.slice(0, MAX_LISTED).map(digestChange),
-    changes_truncated: Math.max(0, plan.changes.length - MAX_LISTED),
-  };
-}
-
-function digestApply(report: ApplyReport): ApplyDigest {
-  const by_kind: ApplyDigest["by_kind"] = {
-    create: { applied: 0, failed: 0 },
-    update: { applied: 0, failed: 0 },
-    delete: { applied: 0, failed: 0 },
-  };
-  for (const r of report.results) by_kind[r.kind][r.status] += 1;
-  return {
-    applied: report.applied,
-    failed: report.failed,
-    adopted: report.adopted,
-    forgotten: report.forgotten,
-    by_kind,
-    failures: report.results
-      .filter(
-        (r): r is ChangeResult & { error: { code: string; message: string } } =>
-          r.status === "failed" && !!r.error,
-      )
-      .slice(0, MAX_LISTED)
-      .map((r) => ({
-        kind: r.kind,
-        account_id: r.account_id,
-        client_name: r.client_name,
-        ...(r.client_id ? { client_id: r.client_id } : {}),
-        code: r.error.code,
-        message: r.error.message,
-      })),
-  };
-}
-
-/** Failed secret operations and those needing an operator, as one error; null when there are none. */
-function secretTrouble(results: readonly SecretOpResult[], what: string): RunError | null {
-  const troubled = results.filter((r) => r.status === "failed" || r.status === "attention");
-  if (troubled.length === 0) return null;
-  return {
-    code: troubled[0]?.code ?? "E_SECRET_OP",
-    message: troubled.map((r) => `${what} [${r.account_id}/${r.client_name}]: ${r.message}`).join("; "),
-    disposition: "transient",
-  };
-}
-
-function compactSummary(summary: PlanSummary): Partial<PlanSummary> {
-  return Object.fromEntries(Object.entries(summary).filter(([, n]) => n !== 0));
-}
-
-/** A plain, JSON-able description of any error (GitOpsError keeps its code, issues and disposition). */
-export function errorOf(error: unknown): RunError {
-  if (error instanceof ConfigError) {
-    return {
-      code: error.code,
-      message: error.message,
-      disposition: error.disposition,
-      issues: [...error.issues],
+/** Waits `ms` on the loop's scheduler; rejects with the signal's reason when it aborts. */
+function sleepOn(clock: Scheduler, ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason as Error);
+    const onAbort = () => {
+      cancel();
+      reject(signal.reason as Error);
     };
-  }
-  if (error instanceof GitOpsError)
-    return { code: error.code, message: error.message, disposition: error.disposition };
-  const message = error instanceof Error ? error.message : String(error);
-  return { code: "E_UNEXPECTED", message, disposition: "transient" };
-}
-
-function errorsOf(last: RunRecord | null): RunError[] {
-  if (!last) return [];
-  const errors: RunError[] = last.error ? [last.error] : [];
-  for (const f of last.apply?.failures ?? []) {
-    errors.push({
-      code: f.code,
-      message: `${f.kind} [${f.account_id}/${f.client_name}]: ${f.message}`,
-      disposition: "transient",
+    const cancel = clock.schedule(ms, () => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
     });
-  }
-  return errors;
-}
-
-function isoOrNull(ms: number | null): string | null {
-  return ms === null ? null : new Date(ms).toISOString();
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
 }

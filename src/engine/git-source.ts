@@ -22,6 +22,9 @@ import { Secret } from "../secret.js";
  * git through its environment only, never its argv (which `ps` shows every local user) nor
  * `.git/config` in the state directory; git gets no other variable of the daemon's environment
  * (the Cloudflare token, the webhook secret) but what it needs to find programs, proxies and CAs.
+ *
+ * (Longer than most files here: fetching, credentials (token, token file, ssh key) and the checkout
+ * guards are one git session and share its environment and error wording.)
  */
 
 export interface GitSourceOptions {

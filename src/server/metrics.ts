@@ -4,6 +4,7 @@ import type { RateBudgetView } from "../cloudflare/rate-budget.js";
 import type { ClientRotationStatus } from "../core/rotation.js";
 import type { DaemonObserver, RunRecord } from "../engine/daemon.js";
 import type { RotateReport } from "../engine/rotate.js";
+import type { LoopState } from "../engine/triggers/run-queue.js";
 import { TRIGGER_REASONS, type TriggerReason } from "../engine/triggers/types.js";
 
 /** Every metric name starts with this. */
@@ -11,6 +12,7 @@ export const METRIC_PREFIX = "cf_oauth_gitops_";
 
 const RUN_RESULTS = ["ok", "partial", "invalid", "unsafe", "error", "aborted"] as const;
 const CHANGE_KINDS = ["create", "update", "delete"] as const;
+const LOOP_STATES = ["idle", "backoff", "waiting", "stalled"] as const;
 
 export interface DaemonMetricsOptions {
   /** The API client's rate budget, read at scrape time. */
@@ -44,6 +46,7 @@ export class DaemonMetrics implements DaemonObserver {
   readonly #lastRunSuccess: Gauge;
   readonly #info: Gauge<"revision" | "version" | "mode">;
   readonly #up: Gauge;
+  readonly #loop: Gauge<"state">;
   #issuedAt = new Map<string, { account: string; client_name: string; issuedMs: number }>();
   #infoLabels: { revision: string; version: string; mode: string };
 
@@ -158,6 +161,13 @@ export class DaemonMetrics implements DaemonObserver {
       registers,
     });
     this.#up.set(0);
+    this.#loop = new Gauge({
+      name: name("loop_state"),
+      help: "1 for what the loop does between runs: idle, backoff (transient failure), waiting (a known retry time), stalled (a terminal failure: no run until new input). /readyz stays 200 while stalled.",
+      labelNames: ["state"],
+      registers,
+    });
+    this.setLoopState("idle");
     this.#info = new Gauge({
       name: name("info"),
       help: "Build and source information; `revision` is the git commit last applied.",
@@ -192,6 +202,11 @@ export class DaemonMetrics implements DaemonObserver {
 
   setReady(ready: boolean): void {
     this.#up.set(ready ? 1 : 0);
+  }
+
+  /** The run queue's state (engine/triggers/run-queue.ts `LoopState`), set at scrape time. */
+  setLoopState(state: LoopState["state"]): void {
+    for (const s of LOOP_STATES) this.#loop.set({ state: s }, s === state ? 1 : 0);
   }
 
   runFinished(record: RunRecord): void {

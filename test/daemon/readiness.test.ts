@@ -51,7 +51,10 @@ describe("readiness and run health (real process)", () => {
       last_run: { result: string; error: { code: string } };
     }>("/status");
     expect(status.body.run_health.healthy).toBe(false);
-    expect(status.body.run_health.reason).toMatch(/^last run error: /);
+    // A refused token cannot be fixed by retrying: the loop stalls until new input (README "Dispositions").
+    expect(status.body.run_health.reason).toMatch(
+      /^stalled until new input: the API refused the credentials/,
+    );
     expect(status.body.last_run.result).toBe("error");
     expect(status.body.last_run.error.code).toMatch(/^E_/);
 

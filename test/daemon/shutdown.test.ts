@@ -37,8 +37,14 @@ describe("run: SIGTERM in the middle of a run (real process)", () => {
     expect(await daemon.stop("SIGTERM")).toBe(0);
     const stopped = daemon.lines.find((l) => l.msg === "run stopped by shutdown");
     expect(stopped, daemon.output()).toBeDefined();
-    // A request cut off by the shutdown would still be committed by the emulator after its latency.
-    await new Promise((r) => setTimeout(r, 2 * LATENCY_MS));
+    // A request cut off by the shutdown would still be committed by the emulator after its latency:
+    // wait until the emulator has finished every request it received.
+    await eventually(
+      async () =>
+        (await control<{ requests: number }>(emu, "GET", "in-flight")).requests === 0 ? true : undefined,
+      10_000,
+      "the emulator to finish the requests in flight",
+    );
     const afterStop = await liveByName(emu);
     expect(afterStop.size).toBeGreaterThan(0);
     expect(afterStop.size).toBeLessThan(CLIENTS);

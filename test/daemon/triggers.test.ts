@@ -1,35 +1,47 @@
 import { mkdir, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { silentLogger } from "../../src/log.js";
-import { jitteredMs } from "../../src/engine/triggers/interval.js";
+import { Writable } from "node:stream";
+import { createLogger, type Logger, silentLogger } from "../../src/log.js";
+import { IntervalTrigger, jitteredMs } from "../../src/engine/triggers/interval.js";
 import { backoffMs, RunQueue, type StepOutcome } from "../../src/engine/triggers/run-queue.js";
 import type { TriggerReason } from "../../src/engine/triggers/types.js";
 import { WatchTrigger } from "../../src/engine/triggers/watch.js";
+import { ManualScheduler } from "../helpers/clock.js";
 import { eventually, tempDir } from "./support.js";
 
-/** A step whose runs the test releases one at a time. */
-function gatedStep(outcomes: StepOutcome[] = []) {
+/** A step whose runs the test releases one at a time, each with the outcome it is given. */
+function gatedStep() {
   const runs: TriggerReason[][] = [];
-  let release: (() => void) | null = null;
+  let release: ((outcome: StepOutcome) => void) | null = null;
   const step = async (reasons: ReadonlySet<TriggerReason>): Promise<StepOutcome> => {
     runs.push([...reasons].sort());
-    await new Promise<void>((resolve) => (release = resolve));
-    return outcomes.shift() ?? "ok";
+    return new Promise<StepOutcome>((resolve) => (release = resolve));
   };
-  const releaseRun = async () => {
+  const releaseRun = async (outcome: StepOutcome = { kind: "ok" }) => {
     await eventually(async () => (release ? true : undefined), 5_000, "a run to start");
-    const r = release as unknown as () => void;
+    const r = release as unknown as (o: StepOutcome) => void;
     release = null;
-    r();
+    r(outcome);
   };
-  return { runs, step, releaseRun };
+  return {
+    runs,
+    step,
+    releaseRun,
+    get started() {
+      return release !== null;
+    },
+  };
 }
 
-describe("RunQueue", () => {
+const TRANSIENT: StepOutcome = { kind: "transient" };
+const REVOKED: StepOutcome = { kind: "terminal", reason: "E_API_AUTH: token revoked" };
+
+describe("RunQueue (manual clock)", () => {
   it("runs one at a time and coalesces requests made during a run into one follow-up", async () => {
     const { runs, step, releaseRun } = gatedStep();
-    const queue = new RunQueue({ step, logger: silentLogger });
+    const clock = new ManualScheduler();
+    const queue = new RunQueue({ step, logger: silentLogger, scheduler: clock });
     queue.request("startup");
     for (const reason of ["webhook", "watch", "webhook", "interval", "git-poll"] as const)
       queue.request(reason);
@@ -40,25 +52,115 @@ describe("RunQueue", () => {
     expect(runs).toEqual([["startup"], ["git-poll", "interval", "watch", "webhook"]]);
   });
 
-  it("backs off after failures; news starts a run at once, timers wait", async () => {
-    const { runs, step, releaseRun } = gatedStep(["failed", "failed"]);
-    const queue = new RunQueue({ step, logger: silentLogger, backoff: { baseMs: 60_000, capMs: 60_000 } });
+  it("backs off after transient failures; news starts a run at once, timers wait for the backoff", async () => {
+    const { runs, step, releaseRun } = gatedStep();
+    const clock = new ManualScheduler();
+    const queue = new RunQueue({
+      step,
+      logger: silentLogger,
+      backoff: { baseMs: 60_000, capMs: 60_000 },
+      scheduler: clock,
+    });
     queue.request("startup");
-    await releaseRun();
+    await releaseRun(TRANSIENT);
     await queue.idle();
     expect(queue.consecutiveFailures).toBe(1);
-    expect(queue.backoffUntil).not.toBeNull();
+    expect(queue.backoffUntil).toBe(clock.now() + 60_000);
+    expect(queue.state).toEqual({ state: "backoff", until: clock.now() + 60_000 });
     queue.request("interval");
-    await new Promise((r) => setTimeout(r, 50));
+    await clock.advance(59_999);
     expect(runs).toHaveLength(1); // the retry and the interval wait for the backoff
     queue.request("webhook");
-    await releaseRun();
+    await releaseRun(TRANSIENT);
     await queue.idle();
     expect(runs[1]).toEqual(["interval", "retry", "webhook"]);
     expect(queue.consecutiveFailures).toBe(2);
+    // The retry after the second failure starts exactly when its backoff ends.
+    await clock.advance(59_999);
+    expect(runs).toHaveLength(2);
+    await clock.advance(1);
+    expect(runs[2]).toEqual(["retry"]);
+    await releaseRun();
+    await queue.idle();
+    expect(queue.state).toEqual({ state: "idle" });
     await queue.close();
     queue.request("webhook");
+    expect(runs).toHaveLength(3);
+  });
+
+  it("stalls on a terminal failure: timers never run it again, new input does, and owed rotation is carried", async () => {
+    const { runs, step, releaseRun } = gatedStep();
+    const clock = new ManualScheduler();
+    const queue = new RunQueue({ step, logger: silentLogger, scheduler: clock });
+    queue.request("rotation");
+    await releaseRun(REVOKED);
+    await queue.idle();
+    expect(queue.state).toEqual({ state: "stalled", since: clock.now(), reason: REVOKED.reason });
+    expect(queue.backoffUntil).toBeNull();
+    // A day of interval ticks and rotation fires: no run starts.
+    for (let i = 0; i < 24; i++) {
+      queue.request("interval");
+      queue.request("rotation");
+      await clock.advance(3_600_000);
+    }
+    expect(runs).toEqual([["rotation"]]);
+    expect(clock.pending).toBe(0); // not even a retry timer
+    // A commit: the run starts at once and still owes the rotation.
+    queue.request("git-poll");
+    await releaseRun({ kind: "ok" });
+    await queue.idle();
+    expect(runs[1]).toEqual(["git-poll", "interval", "rotation"]);
+    expect(queue.state).toEqual({ state: "idle" });
+    expect(queue.consecutiveFailures).toBe(0);
+  });
+
+  it("a transient failure of a run due to rotate retries with the rotation reason", async () => {
+    const { runs, step, releaseRun } = gatedStep();
+    const clock = new ManualScheduler();
+    const queue = new RunQueue({
+      step,
+      logger: silentLogger,
+      backoff: { baseMs: 1_000, capMs: 1_000 },
+      scheduler: clock,
+    });
+    queue.request("rotation");
+    await releaseRun(TRANSIENT);
+    await clock.advance(1_000);
+    await releaseRun();
+    await queue.idle();
+    expect(runs).toEqual([["rotation"], ["retry", "rotation"]]);
+  });
+
+  it("waits for the known time (no exponential growth), or the base backoff when none is known", async () => {
+    const { runs, step, releaseRun } = gatedStep();
+    const clock = new ManualScheduler();
+    const queue = new RunQueue({
+      step,
+      logger: silentLogger,
+      backoff: { baseMs: 5_000, capMs: 300_000 },
+      scheduler: clock,
+    });
+    queue.request("startup");
+    const reset = clock.now() + 120_000;
+    await releaseRun({ kind: "wait", reason: "E_API_RATE_LIMITED", untilMs: reset });
+    await queue.idle();
+    expect(queue.state).toEqual({ state: "waiting", until: reset, reason: "E_API_RATE_LIMITED" });
+    queue.request("interval");
+    await clock.advance(119_999);
+    expect(runs).toHaveLength(1);
+    await clock.advance(1);
     expect(runs).toHaveLength(2);
+    for (let i = 0; i < 3; i++) {
+      await releaseRun({ kind: "wait", reason: "E_STATE_LOCKED", untilMs: null });
+      await queue.idle();
+      await clock.advance(4_999);
+      expect(runs).toHaveLength(2 + i);
+      await clock.advance(1);
+      expect(runs).toHaveLength(3 + i);
+    }
+    await releaseRun();
+    await queue.idle();
+    expect(queue.state).toEqual({ state: "idle" });
   });
 
   it("computes capped exponential delays", () => {
@@ -66,6 +168,38 @@ describe("RunQueue", () => {
     expect([0, 1, 2, 3, 4, 5, 50].map((n) => backoffMs(n, options))).toEqual([
       0, 1_000, 2_000, 4_000, 8_000, 8_000, 8_000,
     ]);
+  });
+});
+
+describe("IntervalTrigger (manual clock)", () => {
+  it("ticks once per interval, and reset() pushes the next tick a full interval away", async () => {
+    const clock = new ManualScheduler();
+    const ticks: number[] = [];
+    const trigger = new IntervalTrigger({
+      name: "interval",
+      seconds: 60,
+      jitter: 0,
+      onTick: () => void ticks.push(clock.now()),
+      logger: silentLogger,
+      scheduler: clock,
+    });
+    const t0 = clock.now();
+    await trigger.start();
+    expect(trigger.nextAt).toBe(t0 + 60_000);
+    await clock.advance(59_999);
+    expect(ticks).toEqual([]);
+    await clock.advance(1);
+    expect(ticks).toEqual([t0 + 60_000]);
+    await clock.advance(30_000);
+    trigger.reset();
+    await clock.advance(59_999);
+    expect(ticks).toHaveLength(1);
+    await clock.advance(1);
+    expect(ticks).toEqual([t0 + 60_000, t0 + 150_000]);
+    await trigger.stop();
+    await clock.advance(600_000);
+    expect(ticks).toHaveLength(2);
+    expect(clock.pending).toBe(0);
   });
 });
 
@@ -77,8 +211,37 @@ describe("jitteredMs", () => {
   });
 });
 
-describe("WatchTrigger", () => {
+/** Advances `clock` by `stepMs` at a time, letting real file events arrive in between, until `done`. */
+async function pumpUntil(
+  clock: ManualScheduler,
+  done: () => boolean,
+  what: string,
+  stepMs = 100,
+): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await clock.advance(stepMs);
+    await new Promise((r) => setTimeout(r, 10)); // real file events are real I/O
+  }
+}
+
+/** A logger that keeps each message (the trigger's own account of what it saw). */
+function recordingLogger(): { logger: Logger; messages: string[] } {
+  const messages: string[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const line of chunk.toString("utf8").split("\n").filter(Boolean))
+        messages.push((JSON.parse(line) as { msg: string }).msg);
+      callback();
+    },
+  });
+  return { logger: createLogger({ level: "debug", destination: destination as never }), messages };
+}
+
+describe("WatchTrigger (manual clock for the debounce and the root check)", () => {
   async function watching(dir: string) {
+    const clock = new ManualScheduler();
     const calls: number[] = [];
     const trigger = new WatchTrigger({
       paths: [dir],
@@ -86,26 +249,31 @@ describe("WatchTrigger", () => {
       debounceMs: 150,
       onChange: (n) => calls.push(n),
       logger: silentLogger,
+      scheduler: clock,
     });
     await trigger.start();
-    return { calls, stop: () => trigger.stop() };
+    return { calls, clock, trigger, stop: () => trigger.stop() };
   }
 
-  it("turns a burst of writes (a checkout of many files) into a few requests, and ignores the state directory", async () => {
+  it("turns a burst of writes (a checkout of many files) into one request, and ignores the state directory", async () => {
     const dir = await tempDir("watch-burst");
     await mkdir(join(dir, "state"));
     const w = await watching(dir);
     try {
+      // A state write, then one desired file: once the desired file's event is in, the debounce
+      // fires with exactly that one event (the state write, earlier, would have been counted first).
       await writeFile(join(dir, "state", "inventory.json"), "{}");
-      await new Promise((r) => setTimeout(r, 400));
-      expect(w.calls).toEqual([]);
+      await writeFile(join(dir, "first.yaml"), "clients: []\n");
+      await eventually(async () => (w.trigger.pendingEvents > 0 ? true : undefined), 10_000);
+      expect(w.calls).toEqual([]); // the clock has not moved: the debounce has not ended
+      await w.clock.advance(150);
+      expect(w.calls).toEqual([1]);
       await Promise.all(
         Array.from({ length: 100 }, (_, i) => writeFile(join(dir, `f${i}.yaml`), "clients: []\n")),
       );
-      await eventually(async () => (w.calls.length > 0 ? true : undefined), 10_000);
-      await new Promise((r) => setTimeout(r, 400));
-      expect(w.calls.length).toBeLessThanOrEqual(3);
-      expect(w.calls.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(100);
+      await eventually(async () => (w.trigger.pendingEvents >= 100 ? true : undefined), 10_000);
+      await w.clock.advance(150);
+      expect(w.calls).toEqual([1, 100]);
     } finally {
       await w.stop();
     }
@@ -128,16 +296,11 @@ describe("WatchTrigger", () => {
     };
     try {
       await swap("..2024_01_01_00_00_00.1", "..2024_01_01_00_05_00.2");
-      await eventually(async () => (w.calls.length > 0 ? true : undefined), 10_000, "the swap to be seen");
+      await pumpUntil(w.clock, () => w.calls.length > 0, "the swap to be seen");
       // The watcher survives the swap: the next update is seen too.
       const seen = w.calls.length;
-      await new Promise((r) => setTimeout(r, 300));
       await swap("..2024_01_01_00_05_00.2", "..2024_01_01_00_10_00.3");
-      await eventually(
-        async () => (w.calls.length > seen ? true : undefined),
-        10_000,
-        "the second swap to be seen",
-      );
+      await pumpUntil(w.clock, () => w.calls.length > seen, "the second swap to be seen");
     } finally {
       await w.stop();
     }
@@ -146,18 +309,17 @@ describe("WatchTrigger", () => {
   for (const [label, replace] of [
     [
       "renamed away and back (mv desired x && mv x desired)",
-      async (root: string, aside: string) => {
+      async (root: string, aside: string, gone: () => Promise<void>) => {
         await rename(root, aside);
-        // Long enough for the watcher to notice the directory went away (the case that went deaf).
-        await new Promise((r) => setTimeout(r, 300));
+        await gone(); // the watcher noticed the directory went away (the case that went deaf)
         await rename(aside, root);
       },
     ],
     [
       "deleted and created again",
-      async (root: string) => {
+      async (root: string, _aside: string, gone: () => Promise<void>) => {
         await rm(root, { recursive: true });
-        await new Promise((r) => setTimeout(r, 300));
+        await gone();
         await mkdir(root);
       },
     ],
@@ -167,32 +329,35 @@ describe("WatchTrigger", () => {
       const root = join(base, "desired");
       await mkdir(root);
       await writeFile(join(root, "a.yaml"), "clients: []\n");
+      const clock = new ManualScheduler();
+      const { logger, messages } = recordingLogger();
       const calls: number[] = [];
       const trigger = new WatchTrigger({
         paths: [root],
         debounceMs: 50,
         rootCheckMs: 200,
         onChange: (n) => calls.push(n),
-        logger: silentLogger,
+        logger,
+        scheduler: clock,
       });
       await trigger.start();
       try {
-        await replace(root, join(base, "x"));
-        // The re-armed watcher asks for a run of its own (the contents may have changed unheard).
-        await eventually(
-          async () => (calls.length > 0 ? true : undefined),
-          10_000,
-          "the replacement to be seen",
+        // Gone is seen either from the watcher's own event or from the root check's.
+        const noticed = () =>
+          trigger.pendingEvents > 0 ||
+          calls.length > 0 ||
+          messages.includes("a watched path is gone; watching for it to come back");
+        await replace(root, join(base, "x"), () =>
+          pumpUntil(clock, noticed, "the watcher to see the path go"),
         );
+        // The re-armed watcher asks for a run of its own (the contents may have changed unheard).
+        await pumpUntil(clock, () => messages.includes("watched path replaced; watching it again"), "re-arm");
+        await pumpUntil(clock, () => calls.length > 0, "the replacement to be seen");
         // Positive evidence the new watcher is armed: each later write is heard.
         for (let i = 0; i < 2; i++) {
           const seen = calls.length;
           await writeFile(join(root, `after-${i}.yaml`), "clients: []\n");
-          await eventually(
-            async () => (calls.length > seen ? true : undefined),
-            10_000,
-            `write ${i} after the replacement to be seen`,
-          );
+          await pumpUntil(clock, () => calls.length > seen, `write ${i} after the replacement to be seen`);
         }
       } finally {
         await trigger.stop();

@@ -1,4 +1,5 @@
 import type { Logger } from "../../log.js";
+import { realScheduler, type Cancel, type Scheduler } from "../scheduler.js";
 import type { Trigger } from "./types.js";
 
 /** ±10 %: enough that replicas and restarts drift apart instead of hitting the API together. */
@@ -22,6 +23,8 @@ export interface IntervalTriggerOptions {
   /** Called on each tick; may be async (its failure is logged, the timer goes on). */
   onTick: () => void | Promise<void>;
   logger: Logger;
+  /** Clock and timers; real ones by default. */
+  scheduler?: Scheduler;
 }
 
 /**
@@ -33,13 +36,15 @@ export interface IntervalTriggerOptions {
 export class IntervalTrigger implements Trigger {
   readonly name: string;
   readonly #options: IntervalTriggerOptions;
-  #timer: NodeJS.Timeout | null = null;
+  readonly #clock: Scheduler;
+  #cancel: Cancel | null = null;
   #nextAt: number | null = null;
   #stopped = true;
 
   constructor(options: IntervalTriggerOptions) {
     this.name = options.name;
     this.#options = options;
+    this.#clock = options.scheduler ?? realScheduler;
   }
 
   async start(): Promise<void> {
@@ -66,12 +71,12 @@ export class IntervalTrigger implements Trigger {
     this.#clear();
     const { seconds, jitter, random } = this.#options;
     const delay = jitteredMs(seconds, jitter ?? DEFAULT_JITTER, random);
-    this.#nextAt = Date.now() + delay;
-    this.#timer = setTimeout(() => void this.#tick(), delay);
+    this.#nextAt = this.#clock.now() + delay;
+    this.#cancel = this.#clock.schedule(delay, () => void this.#tick());
   }
 
   async #tick(): Promise<void> {
-    this.#timer = null;
+    this.#cancel = null;
     try {
       await this.#options.onTick();
     } catch (error) {
@@ -80,12 +85,12 @@ export class IntervalTrigger implements Trigger {
         "trigger tick failed",
       );
     }
-    if (!this.#stopped && this.#timer === null) this.#schedule();
+    if (!this.#stopped && this.#cancel === null) this.#schedule();
   }
 
   #clear(): void {
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = null;
+    this.#cancel?.();
+    this.#cancel = null;
     this.#nextAt = null;
   }
 }

@@ -1,8 +1,25 @@
 import type { Logger } from "../../log.js";
-import { type TriggerReason, URGENT_REASONS } from "./types.js";
+import { realScheduler, type Cancel, type Scheduler } from "../scheduler.js";
+import { CARRIED_REASONS, type TriggerReason, URGENT_REASONS } from "./types.js";
 
-/** How a step ended, as far as scheduling cares. */
-export type StepOutcome = "ok" | "failed" | "aborted";
+/**
+ * How a step ended, as far as scheduling cares: the disposition of its failure decides what the loop
+ * does next (as Flux's controllers requeue, stall or retry).
+ * - `ok`: done; the next run waits for a trigger.
+ * - `aborted`: shutdown stopped it; nothing is scheduled.
+ * - `transient`: back off exponentially, then retry.
+ * - `terminal`: stall. Retrying cannot help (revoked credentials, a 403 on a write, invalid desired
+ *   state): no run starts until new input arrives (an urgent reason: a commit, a file change, a
+ *   webhook; or a restart). Timer-driven requests made meanwhile are kept, not run.
+ * - `wait`: retry at `untilMs` (a quota's reset time), or after the base backoff when the time is
+ *   not known (a state directory another process holds); failures do not grow the delay.
+ */
+export type StepOutcome =
+  | { kind: "ok" }
+  | { kind: "aborted" }
+  | { kind: "transient" }
+  | { kind: "terminal"; reason: string }
+  | { kind: "wait"; reason: string; untilMs: number | null };
 
 /** Exponential backoff after consecutive failures: `min(capMs, baseMs * 2^(failures-1))`. */
 export interface BackoffOptions {
@@ -12,11 +29,20 @@ export interface BackoffOptions {
 
 export const DEFAULT_BACKOFF: BackoffOptions = { baseMs: 5_000, capMs: 300_000 };
 
+/** What the loop is doing between runs, for `/status` and metrics. */
+export type LoopState =
+  | { state: "idle" }
+  | { state: "backoff"; until: number }
+  | { state: "waiting"; until: number; reason: string }
+  | { state: "stalled"; since: number; reason: string };
+
 export interface RunQueueOptions {
   /** One run. Receives every reason requested since the previous run started. Should not throw. */
   step: (reasons: ReadonlySet<TriggerReason>) => Promise<StepOutcome>;
   backoff?: BackoffOptions;
   logger: Logger;
+  /** Clock and timers; real ones by default. */
+  scheduler?: Scheduler;
 }
 
 /** The delay before the retry after `failures` consecutive failures. */
@@ -28,21 +54,28 @@ export function backoffMs(failures: number, options: BackoffOptions): number {
 /**
  * One run at a time. Requests made while a run is going are kept and coalesced into a single
  * follow-up run (a webhook storm during a slow apply costs one more run, not fifty). After a failure
- * the queue schedules a `retry` once the backoff has passed; timer-driven requests (interval,
- * rotation, retry) wait for the backoff too, while requests that bring news (a webhook, a file change,
- * a moved branch) start at once: new input may be the fix.
+ * the outcome decides: a `retry` once the backoff has passed (transient), at the known time (wait),
+ * or none at all (terminal: stalled). Timer-driven requests (interval, rotation, retry) wait for the
+ * backoff and never end a stall, while requests that bring news (a webhook, a file change, a moved
+ * branch) start at once: new input may be the fix. A failed run's owed work (a due rotation, a held
+ * delete: {@link CARRIED_REASONS}) is carried into the run that follows it, so it is not lost until
+ * the next schedule fire.
  */
 export class RunQueue {
   readonly #options: RunQueueOptions;
+  readonly #clock: Scheduler;
   #pending = new Set<TriggerReason>();
   #running: Promise<void> | null = null;
-  #timer: NodeJS.Timeout | null = null;
+  #cancelTimer: Cancel | null = null;
   #notBefore = 0;
   #failures = 0;
+  #stall: { since: number; reason: string } | null = null;
+  #wait: string | null = null;
   #closed = false;
 
   constructor(options: RunQueueOptions) {
     this.#options = options;
+    this.#clock = options.scheduler ?? realScheduler;
   }
 
   /** Asks for a run. Ignored once the queue is closed. */
@@ -60,14 +93,24 @@ export class RunQueue {
     return this.#failures;
   }
 
-  /** When the backoff ends (epoch ms), or null when not backing off. */
+  /** When the backoff or wait ends (epoch ms), or null when not backing off. */
   get backoffUntil(): number | null {
-    return this.#notBefore > Date.now() ? this.#notBefore : null;
+    return this.#notBefore > this.#clock.now() ? this.#notBefore : null;
   }
 
   /** Reasons waiting for the next run. */
   get pending(): TriggerReason[] {
     return [...this.#pending];
+  }
+
+  /** Between runs: idle, backing off, waiting for a known time, or stalled until new input. */
+  get state(): LoopState {
+    if (this.#stall) return { state: "stalled", ...this.#stall };
+    const until = this.backoffUntil;
+    if (until === null) return { state: "idle" };
+    return this.#wait !== null
+      ? { state: "waiting", until, reason: this.#wait }
+      : { state: "backoff", until };
   }
 
   /**
@@ -77,12 +120,11 @@ export class RunQueue {
   async close(): Promise<void> {
     this.#closed = true;
     this.#pending.clear();
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = null;
+    this.#clearTimer();
     await this.#running;
   }
 
-  /** Resolves when no run is in flight and none is waiting to start now (tests, `--once`). */
+  /** Resolves when no run is in flight (tests, `--once`). */
   async idle(): Promise<void> {
     while (this.#running) await this.#running;
   }
@@ -90,21 +132,24 @@ export class RunQueue {
   #schedule(): void {
     if (this.#running || this.#closed || this.#pending.size === 0) return;
     const urgent = [...this.#pending].some((r) => URGENT_REASONS.has(r));
-    const wait = urgent ? 0 : this.#notBefore - Date.now();
+    if (this.#stall && !urgent) return;
+    const wait = urgent ? 0 : this.#notBefore - this.#clock.now();
     if (wait > 0) {
-      if (!this.#timer) {
-        this.#timer = setTimeout(() => {
-          this.#timer = null;
-          this.#schedule();
-        }, wait);
-      }
+      this.#cancelTimer ??= this.#clock.schedule(wait, () => {
+        this.#cancelTimer = null;
+        this.#schedule();
+      });
       return;
     }
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = null;
+    this.#clearTimer();
     const reasons = this.#pending;
     this.#pending = new Set();
     this.#running = this.#run(reasons);
+  }
+
+  #clearTimer(): void {
+    this.#cancelTimer?.();
+    this.#cancelTimer = null;
   }
 
   async #run(reasons: ReadonlySet<TriggerReason>): Promise<void> {
@@ -113,26 +158,55 @@ export class RunQueue {
       outcome = await this.#options.step(reasons);
     } catch (error) {
       this.#options.logger.error({ error: (error as Error).message }, "run failed unexpectedly");
-      outcome = "failed";
+      outcome = { kind: "transient" };
     }
-    this.#afterRun(outcome);
+    this.#afterRun(outcome, reasons);
     this.#running = null;
     this.#schedule();
   }
 
-  #afterRun(outcome: StepOutcome): void {
-    if (outcome === "ok") {
+  #afterRun(outcome: StepOutcome, reasons: ReadonlySet<TriggerReason>): void {
+    const log = this.#options.logger;
+    if (outcome.kind === "aborted") return;
+    if (outcome.kind === "ok") {
       this.#failures = 0;
       this.#notBefore = 0;
-    } else if (outcome === "failed") {
-      this.#failures += 1;
-      const delay = backoffMs(this.#failures, this.#options.backoff ?? DEFAULT_BACKOFF);
-      this.#notBefore = Date.now() + delay;
-      this.#options.logger.info(
-        { consecutive_failures: this.#failures, retry_in_ms: delay },
+      this.#stall = null;
+      this.#wait = null;
+      return;
+    }
+    if (this.#closed) return;
+    for (const reason of reasons) if (CARRIED_REASONS.has(reason)) this.#pending.add(reason);
+    const now = this.#clock.now();
+    this.#failures += 1;
+    this.#wait = null;
+    if (outcome.kind === "terminal") {
+      this.#stall = { since: this.#stall?.since ?? now, reason: outcome.reason };
+      this.#notBefore = 0;
+      this.#clearTimer();
+      log.warn(
+        { consecutive_failures: this.#failures, reason: outcome.reason, carried: this.pending },
+        "run failed in a way retrying cannot fix; stalled until new input (a commit, a file change, a webhook, a restart)",
+      );
+      return;
+    }
+    this.#stall = null;
+    const backoff = this.#options.backoff ?? DEFAULT_BACKOFF;
+    if (outcome.kind === "wait") {
+      this.#wait = outcome.reason;
+      this.#notBefore = Math.max(now + 1, outcome.untilMs ?? now + backoff.baseMs);
+      log.info(
+        { reason: outcome.reason, retry_in_ms: this.#notBefore - now, carried: this.pending },
+        "run must wait; retrying at the known time",
+      );
+    } else {
+      const delay = backoffMs(this.#failures, backoff);
+      this.#notBefore = now + delay;
+      log.info(
+        { consecutive_failures: this.#failures, retry_in_ms: delay, carried: this.pending },
         "run failed; retrying after backoff",
       );
-      if (!this.#closed) this.#pending.add("retry");
     }
+    this.#pending.add("retry");
   }
 }

@@ -51,3 +51,10 @@ export interface Trigger {
   /** Stops requesting runs; resolves once every timer and watcher is released. */
   stop(): Promise<void>;
 }
+
+/**
+ * Reasons whose work stays owed until a run does it: a due rotation the schedule asked for, a held
+ * delete that became eligible. A run that fails keeps them for the run after it (its retry, or the
+ * run that new input starts after a stall), instead of losing them until the next schedule fire.
+ */
+export const CARRIED_REASONS: ReadonlySet<TriggerReason> = new Set(["rotation", "held-delete"]);

@@ -2,6 +2,7 @@ import { stat } from "node:fs/promises";
 import { sep } from "node:path";
 import { watch, type FSWatcher } from "chokidar";
 import type { Logger } from "../../log.js";
+import { realScheduler, type Cancel, type Scheduler } from "../scheduler.js";
 import type { Trigger } from "./types.js";
 
 export interface WatchTriggerOptions {
@@ -21,6 +22,8 @@ export interface WatchTriggerOptions {
   /** Called once per settled burst with the number of events in it. */
   onChange: (events: number) => void;
   logger: Logger;
+  /** Clock and timers (debounce, root check); real ones by default. */
+  scheduler?: Scheduler;
 }
 
 /** Directory names whose churn never means new desired state. */
@@ -52,8 +55,9 @@ export class WatchTrigger implements Trigger {
   readonly name = "watch";
   readonly #options: WatchTriggerOptions;
   #watcher: FSWatcher | null = null;
-  #timer: NodeJS.Timeout | null = null;
-  #rootTimer: NodeJS.Timeout | null = null;
+  readonly #clock: Scheduler;
+  #timer: Cancel | null = null;
+  #rootTimer: Cancel | null = null;
   /** Identity of each watched path when the watcher was armed (null: missing then). */
   #armedAs = new Map<string, string | null>();
   #checking: Promise<void> | null = null;
@@ -63,6 +67,12 @@ export class WatchTrigger implements Trigger {
 
   constructor(options: WatchTriggerOptions) {
     this.#options = { ...options, paths: options.paths.map((p) => p.replace(/[\\/]+$/, "") || p) };
+    this.#clock = options.scheduler ?? realScheduler;
+  }
+
+  /** Events heard since the last request (a burst still settling). */
+  get pendingEvents(): number {
+    return this.#events;
   }
 
   /** Resolves once the initial scan is done, so a change made right after start is seen. */
@@ -74,9 +84,9 @@ export class WatchTrigger implements Trigger {
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer?.();
     this.#timer = null;
-    if (this.#rootTimer) clearTimeout(this.#rootTimer);
+    this.#rootTimer?.();
     this.#rootTimer = null;
     await this.#checking;
     const watcher = this.#watcher;
@@ -117,11 +127,10 @@ export class WatchTrigger implements Trigger {
 
   #scheduleRootCheck(): void {
     if (this.#stopped) return;
-    this.#rootTimer = setTimeout(() => {
+    this.#rootTimer = this.#clock.schedule(this.#options.rootCheckMs ?? 2_000, () => {
       this.#rootTimer = null;
       void this.#checkRoots().then(() => this.#scheduleRootCheck());
-    }, this.#options.rootCheckMs ?? 2_000);
-    this.#rootTimer.unref();
+    });
   }
 
   /** Re-arms the watcher when a watched path is back or is another file or directory now. */
@@ -156,14 +165,14 @@ export class WatchTrigger implements Trigger {
 
   #bump(): void {
     if (!this.#watcher) return;
-    const now = Date.now();
+    const now = this.#clock.now();
     if (this.#timer === null) this.#firstEventAt = now;
-    else clearTimeout(this.#timer);
+    else this.#timer();
     this.#events += 1;
     const debounce = this.#options.debounceMs ?? 400;
     const maxWait = this.#options.maxWaitMs ?? 5_000;
     const delay = Math.max(0, Math.min(debounce, this.#firstEventAt + maxWait - now));
-    this.#timer = setTimeout(() => this.#flush(), delay);
+    this.#timer = this.#clock.schedule(delay, () => this.#flush());
   }
 
   #flush(): void {
