@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import {
   type DeleteOld,
+  type JournalRecord,
   journalView,
   SECRET_REASONS,
   type SecretReason,
@@ -48,42 +49,22 @@ export type { DeleteOld };
 export const JOURNAL_REASONS = SECRET_REASONS;
 export type JournalReason = SecretReason;
 
-export interface JournalEntry {
-  id: string;
-  op: JournalOp;
-  reason: JournalReason;
-  step: JournalStep;
-  account_id: string;
-  client_name: string;
-  /** Null only for a create whose POST has not answered yet. */
-  client_id: string | null;
-  /** Where the secret goes. */
-  target: { sink: string; key: string };
-  delete_old: DeleteOld;
-  /** Seconds the replaced secret stays valid after the new one is published (`after-grace`). */
-  grace_seconds: number;
-  /**
-   * True while no secret of this client can be held by anyone (a create whose secret never reached a
-   * sink): only then may an unknown secret be deleted without
-   * the newest being published.
-   */
-  unused: boolean;
-  /** The tool created this client (carried forward to later entries; licenses minting a lost secret). */
-  created_by_tool: boolean;
+/**
+ * A journal entry as stored: the planner's view of it (src/core/rotation-plan.ts `JournalRecord`,
+ * which documents the shared fields) plus what only the executor and the file hold: the secret while
+ * it waits to be published, and the bookkeeping of attempts and times.
+ */
+export interface JournalEntry extends JournalRecord {
   /** Creates: ids of live clients that already had this name when the create was planned. */
   existing_client_ids: string[];
   /** Only while `step` is `minted`. */
   secret: Secret | null;
   fingerprint: string | null;
   started_at: string;
-  minted_at: string | null;
-  published_at: string | null;
   done_at: string | null;
   publish_attempts: number;
   /** The last failure, safe to show (never a secret). */
   last_error: { code: string; message: string } | null;
-  /** Set when the new secret of this rotation was lost: the tool will not go on without `--recover`. */
-  blocked: "secret-lost" | null;
 }
 
 const entrySchema = z.object({
