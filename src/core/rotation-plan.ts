@@ -58,15 +58,25 @@ export interface JournalRecord {
   step: SecretStep;
   account_id: string;
   client_name: string;
+  /** Null only for a create whose POST has not answered yet. */
   client_id: string | null;
+  /** Where the secret goes. */
   target: { sink: string; key: string };
   delete_old: DeleteOld;
+  /** Seconds the replaced secret stays valid after the new one is published (`after-grace`). */
   grace_seconds: number;
+  /**
+   * True while no secret of this client can be held by anyone (a create whose secret never reached a
+   * sink): only then may an unknown secret be deleted without the newest being published.
+   */
   unused: boolean;
+  /** The tool created this client (carried forward to later entries; licenses minting a lost secret). */
   created_by_tool: boolean;
+  /** Creates: ids of live clients that already had this name when the create was planned. */
   existing_client_ids: readonly string[];
   minted_at: string | null;
   published_at: string | null;
+  /** Set when the new secret of this rotation was lost: the tool will not go on without `--recover`. */
   blocked: "secret-lost" | null;
 }
 
@@ -253,7 +263,14 @@ export function planResume(input: ResumePlanInput): SecretOp[] {
       actions,
     });
   }
-  return ops;
+  // By account and name, whatever order the journal was read in (its file names carry a random part):
+  // a dry run and the run after it list the same operations in the same order. The sort is stable, so
+  // a client's own entries keep the journal's order.
+  return ops.sort((a, b) => cmp(a.account_id, b.account_id) || cmp(a.client_name, b.client_name));
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** What continuing an entry takes. */

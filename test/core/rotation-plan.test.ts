@@ -470,6 +470,17 @@ describe("planResume (apply's resume: no due deletions)", () => {
     });
     expect(ops.map((o) => [o.entry_id, o.actions.map((a) => a.kind)])).toEqual([["b", ["publish", "wait"]]]);
   });
+
+  it("orders the operations by account and client name, whatever order the journal was read in", () => {
+    const minted = (id: string, client_name: string, account_id = ACC) =>
+      entry({ id, client_name, account_id, step: "minted", published_at: null, minted_at: ago(60) });
+    const ops = planResume({
+      ...base,
+      entries: [minted("x1", "beta"), minted("x2", "alpha"), minted("x3", "alpha", "0".repeat(32))],
+      finishDueDeletions: false,
+    });
+    expect(ops.map((o) => o.entry_id)).toEqual(["x3", "x2", "x1"]);
+  });
 });
 
 describe("compactEntries", () => {
