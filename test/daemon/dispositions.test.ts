@@ -10,12 +10,12 @@ import {
   desiredYaml,
   eventually,
   liveByName,
-  type LogLine,
   parsePrometheusText,
   readSinkRecord,
   startDaemon,
   tempDir,
   writeConfig,
+  runFinished,
 } from "./support.js";
 
 /**
@@ -47,9 +47,6 @@ async function routeCount(emu: EmulatorHandle, route: string): Promise<number> {
   const stats = await control<{ by_route: Record<string, number> }>(emu, "GET", "stats");
   return stats.by_route[route] ?? 0;
 }
-
-const runFinished = (l: LogLine) =>
-  l.component === "daemon" && typeof l.msg === "string" && l.msg.startsWith("run finished");
 
 function metric(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
   return parsePrometheusText(text)

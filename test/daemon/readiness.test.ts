@@ -5,16 +5,13 @@ import { startTestEmulator } from "../helpers/emulator.js";
 import {
   clientYaml,
   desiredYaml,
-  type LogLine,
   parsePrometheusText,
   postWebhook,
   startDaemon,
   tempDir,
   writeConfig,
+  runFinished,
 } from "./support.js";
-
-const runFinished = (l: LogLine) =>
-  l.component === "daemon" && typeof l.msg === "string" && l.msg.startsWith("run finished");
 
 const gauge = (text: string, name: string) =>
   parsePrometheusText(text)

@@ -21,6 +21,10 @@ export const WEBHOOK_SECRET = "webhook-secret-for-tests-0123456789";
 /** One JSON log line. */
 export type LogLine = Record<string, unknown> & { msg?: string; component?: string };
 
+/** The daemon's log line that ends a run (any result). */
+export const runFinished = (l: LogLine): boolean =>
+  l.component === "daemon" && typeof l.msg === "string" && l.msg.startsWith("run finished");
+
 export interface DaemonProcess {
   child: ChildProcess;
   /** `http://127.0.0.1:PORT`, read from the `listening` log line. */

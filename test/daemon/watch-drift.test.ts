@@ -7,17 +7,14 @@ import {
   desiredYaml,
   eventually,
   liveByName,
-  type LogLine,
   parsePrometheusText,
   patchLive,
   startDaemon,
   tempDir,
   writeConfig,
   writeCount,
+  runFinished,
 } from "./support.js";
-
-const runFinished = (l: LogLine) =>
-  l.component === "daemon" && typeof l.msg === "string" && l.msg.startsWith("run finished");
 
 describe("run with a watched directory (real process)", () => {
   it("runs within seconds of a file edit, and the interval reverts a change made through the API", async () => {
