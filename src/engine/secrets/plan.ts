@@ -23,11 +23,11 @@ import { mapSettledBounded } from "../pool.js";
  */
 
 /** What a caller has already read: the live view of the accounts in scope and the journal as listed. */
-export interface SecretReads<E extends JournalRecord = JournalRecord> {
+export interface SecretReads {
   desired: DesiredState;
   inventory: Inventory;
   live: LiveView;
-  journal: readonly E[];
+  journal: readonly JournalRecord[];
 }
 
 /**
@@ -71,9 +71,7 @@ export async function withCreateAccounts(
   return listed;
 }
 
-/**
- * The plan with the sinks' ages (see {@link withSinkAges}).
- */
+/** The plan with the sinks' ages (see {@link withSinkAges}). */
 export async function planWithSinkAges(
   input: Omit<SecretPlanInput, "sinkIssuedAt">,
   sinks: SinkResolver,
