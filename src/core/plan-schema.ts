@@ -7,6 +7,7 @@ import {
 } from "../cloudflare/schemas.js";
 import { GitOpsError } from "../errors.js";
 import { PLAN_VERSION, type Plan } from "./plan-types.js";
+import { BLOCKED_STATUSES, ROTATION_PHASES, SECRET_ACTION_KINDS } from "./rotation-terms.js";
 
 /**
  * The schema of a saved plan (`plan --out FILE`, `apply --plan FILE`). A reviewed plan is read back from
@@ -109,6 +110,20 @@ const itemSchema = z.object({
 const clientRefSchema = z.object({ account_id: z.string(), client_id: z.string(), client_name: z.string() });
 const count = z.number().int().min(0);
 
+const rotationItemSchema = z.object({
+  stage: z.enum(["resume", "act"]),
+  account_id: z.string(),
+  client_id: z.string().nullable(),
+  client_name: z.string(),
+  phase: z.enum(ROTATION_PHASES).nullable(),
+  due_at: z.string().nullable(),
+  actions: z.array(z.enum(SECRET_ACTION_KINDS)),
+  wait_until: z.string().optional(),
+  blocked: z
+    .object({ status: z.enum(BLOCKED_STATUSES), code: z.string().nullable(), reason: z.string() })
+    .optional(),
+});
+
 /** The whole saved plan. Unknown keys are dropped. */
 export const planSchema = z.object({
   version: z.literal(PLAN_VERSION),
@@ -120,7 +135,7 @@ export const planSchema = z.object({
   skipped: z.array(itemSchema),
   adoptions: z.array(clientRefSchema),
   stale_inventory: z.array(clientRefSchema),
-  rotations: z.array(clientRefSchema.extend({ due_at: z.string(), phase: z.enum(["rotate", "delete-old"]) })),
+  rotations: z.array(rotationItemSchema),
   safety: z.object({
     ok: z.boolean(),
     violations: z.array(
@@ -153,8 +168,21 @@ export const planSchema = z.object({
 // Compile-time guard: the schema's output must be assignable to the hand-written Plan type.
 const _planSchemaMatchesType: z.ZodType<Plan> = planSchema;
 
-/** Validates a parsed JSON value as a saved plan; throws `E_PLAN_INVALID` naming every bad path. */
+/**
+ * Validates a parsed JSON value as a saved plan; throws `E_PLAN_INVALID` naming every bad path. A plan
+ * of another format version is refused first, with `E_PLAN_VERSION` and the two versions: its fields
+ * may mean something else, so it is never read as this version (plan again and review the new plan).
+ */
 export function parsePlan(value: unknown, origin = "plan"): Plan {
+  const version = (value as { version?: unknown } | null)?.version;
+  if (typeof version === "number" && version !== PLAN_VERSION) {
+    throw new GitOpsError(
+      "E_PLAN_VERSION",
+      `${origin}: a version ${version} plan; this build reads version ${PLAN_VERSION} plans only: ` +
+        "run plan again with this build and review that plan",
+      { context: { origin, version } },
+    );
+  }
   const parsed = planSchema.safeParse(value);
   if (parsed.success) return parsed.data;
   const problems = parsed.error.issues

@@ -1,5 +1,6 @@
 import type { CreateClientBody, LiveClient, UpdateClientBody, WritableField } from "../cloudflare/schemas.js";
 import type { DesiredState, Inventory, Policy, SecretTarget, SourceLocation } from "./model.js";
+import type { BlockedStatus, RotationPhase, SecretActionKindName } from "./rotation-terms.js";
 
 /**
  * The plan: a plain, JSON-able, versioned value (ExternalDNS `plan.Changes`, octoDNS `Plan`). The engine
@@ -7,8 +8,11 @@ import type { DesiredState, Inventory, Policy, SecretTarget, SourceLocation } fr
  * holds a secret: creates carry the sink target (where a secret will go), never a value.
  */
 
-/** Bumped on any incompatible change to the shape below; `parsePlan` refuses other versions. */
-export const PLAN_VERSION = 1;
+/**
+ * Bumped on any incompatible change to the shape below; `parsePlan` refuses other versions
+ * (`E_PLAN_VERSION`). 2: `rotations` lists the secret planner's operations ({@link RotationItem}).
+ */
+export const PLAN_VERSION = 2;
 
 /** What `computePlan` works on. Every input is plain data; nothing is read from the environment. */
 export interface PlanInput {
@@ -115,13 +119,32 @@ export interface StaleInventoryEntry {
   client_name: string;
 }
 
-/** Reserved for issue #4 (secret rotation). Always empty for now. */
+/**
+ * One operation the next `rotate` (mode `auto`, every client) would carry out, as the secret planner
+ * (src/core/rotation-plan.ts `planSecrets`) decides it: the same operations, in the same order, with
+ * the same actions as `rotate --dry-run` lists (src/core/plan-rotations.ts). A client with nothing to
+ * do (current, or waiting out a grace that has not ended) has no item, as it has no operation.
+ */
 export interface RotationItem {
+  /** `resume`: continues a journal entry an earlier run left; `act`: what the client's phase calls for. */
+  stage: "resume" | "act";
   account_id: string;
-  client_id: string;
+  /** Null for an interrupted create whose answer never came (rotate looks for the client by name). */
+  client_id: string | null;
   client_name: string;
-  due_at: string;
-  phase: "rotate" | "delete-old";
+  /**
+   * The client's phase (as `rotate --status` names it) when the operation begins: before the resume
+   * stage for a `resume` item, after it for an `act` item. Null for a client not yet rotatable.
+   */
+  phase: RotationPhase | null;
+  /** When the work fell due: the rotation (`due`, `no-secret`) or the end of the grace (`delete-due`). */
+  due_at: string | null;
+  /** The kinds of the operation's actions, in the order rotate takes them. */
+  actions: SecretActionKindName[];
+  /** Set when the operation ends in `wait`: the replaced secret stays valid until then. */
+  wait_until?: string;
+  /** Set for a `blocked` action: nothing is done; how a run reports it, and what an operator can do. */
+  blocked?: { status: BlockedStatus; code: string | null; reason: string };
 }
 
 export type SafetyRule = "max-deletes" | "max-change-percent" | "empty-desired" | "owned-vanished";

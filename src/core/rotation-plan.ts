@@ -8,6 +8,7 @@ import {
   type JournalView,
   rotationStatus,
 } from "./rotation.js";
+import type { BlockedStatus, SecretActionKindName } from "./rotation-terms.js";
 
 /**
  * The secret engine's decisions, pure (DESIGN.md, "Every engine is a plan, then its execution"): the
@@ -119,7 +120,7 @@ export type SecretAction =
   | {
       kind: "blocked";
       /** How a report counts it: `attention` and `failed` make the run exit 1. */
-      status: "attention" | "waiting" | "failed";
+      status: BlockedStatus;
       /** The stable code a report carries; null for a plain wait. */
       code: string | null;
       reason: string;
@@ -127,6 +128,15 @@ export type SecretAction =
   | { kind: "none"; reason: string };
 
 export type SecretActionKind = SecretAction["kind"];
+
+// Compile-time guard: src/core/rotation-terms.ts lists exactly these kinds (the saved plan's schema
+// names them from there).
+const _actionKindsListed: [SecretActionKind, SecretActionKindName] extends [
+  SecretActionKindName,
+  SecretActionKind,
+]
+  ? true
+  : never = true;
 
 /**
  * One journal entry's work (or one client's report): the actions run one after another, and the

@@ -1,14 +1,17 @@
 import type { LiveClient } from "../cloudflare/schemas.js";
 import { indexInventory, indexLive, matchAccount } from "./match.js";
 import type { DesiredClient, DesiredState, Inventory, RotationPolicy, SecretTarget } from "./model.js";
-import type { RotationItem } from "./plan-types.js";
+import type { RotationPhase } from "./rotation-terms.js";
 import { compareStrings } from "./sort.js";
+
+export type { RotationPhase } from "./rotation-terms.js";
 
 /**
  * Rotation due-ness (issue #4), pure: desired state, live clients, the inventory, a view of the secret
- * journal, the sinks' `issued_at` and the time in; per client a phase out. The engine reads the clock,
- * the sinks and the journal and acts on what this returns; the plan shows it; status and metrics report
- * it. Nothing here does I/O or reads the clock.
+ * journal, the sinks' `issued_at` and the time in; per client a phase (src/core/rotation-terms.ts) out.
+ * The secret planner (src/core/rotation-plan.ts) decides from these phases what `rotate` does, and the
+ * plan shows that decision; status and metrics report the phases. Nothing here does I/O or reads the
+ * clock.
  *
  * Which clients: a desired, present entry with a secret target, matched (pin, inventory, unique name)
  * to a live confidential client that the inventory owns. Clients apply has not adopted yet are left to
@@ -62,33 +65,6 @@ export interface RotationInput {
   now: Date;
 }
 
-/**
- * Where a client's secret stands.
- * - `idle`: current, not due. `due`: age reached `every`.
- * - `in-progress`: an operation is between intent and publish (the engine resumes it).
- * - `unpublished`: a new secret is minted and kept in the journal, the sink has not taken it yet.
- * - `grace`: the new secret is published, the old one stays valid until `next_due_at`.
- * - `delete-due`: grace has passed: the old secret is deleted next.
- * - `unknown-rotated`: `has_rotated_secret` is true and the journal has no operation of ours: left
- *   alone and reported (`rotate --recover` is the way out).
- * - `secret-lost`: our rotation happened but its new secret never reached the journal: the old one
- *   still works; left alone until `rotate --recover`.
- * - `no-secret`: this tool created the client and the sink holds no record of it: a known secret is
- *   minted (never for adopted clients, whose consumers hold a secret we do not know).
- * - `off`: rotation is turned off for this entry.
- */
-export type RotationPhase =
-  | "idle"
-  | "due"
-  | "in-progress"
-  | "unpublished"
-  | "grace"
-  | "delete-due"
-  | "unknown-rotated"
-  | "secret-lost"
-  | "no-secret"
-  | "off";
-
 export interface ClientRotationStatus {
   account_id: string;
   client_id: string;
@@ -125,24 +101,6 @@ export function rotationStatus(input: RotationInput): ClientRotationStatus[] {
       compareStrings(a.client_name, b.client_name) ||
       compareStrings(a.client_id, b.client_id),
   );
-}
-
-/**
- * The plan's view (`Plan.rotations`): rotations due now (or a missing secret to mint) and old secrets
- * awaiting deletion (with when). Rotations are not part of the plan checksum: they are driven by the
- * clock and carried out by `rotate`, not by `apply`, so they never make a reviewed plan stale.
- */
-export function computeRotations(input: RotationInput): RotationItem[] {
-  const items: RotationItem[] = [];
-  for (const s of rotationStatus(input)) {
-    const base = { account_id: s.account_id, client_id: s.client_id, client_name: s.client_name };
-    if (s.phase === "due" || s.phase === "no-secret") {
-      items.push({ ...base, due_at: s.next_due_at ?? input.now.toISOString(), phase: "rotate" });
-    } else if (s.phase === "grace" || s.phase === "delete-due") {
-      items.push({ ...base, due_at: s.next_due_at ?? input.now.toISOString(), phase: "delete-old" });
-    }
-  }
-  return items;
 }
 
 interface OwnedMatch {

@@ -1,21 +1,20 @@
 import type { Logger } from "pino";
 import type { OAuthClientsReader, OAuthClientsWriter } from "../cloudflare/client.js";
-import type { LiveClient } from "../cloudflare/schemas.js";
 import type { DesiredState, Inventory, Policy, RotationPolicy } from "../core/model.js";
 import { verifyPlanFresh } from "../core/checksum.js";
 import { expectedClients } from "../core/listing.js";
 import { accountsInScope, computePlan, planHasWork } from "../core/plan.js";
 import type { Plan } from "../core/plan-types.js";
-import { computeRotations, rotationStatus, type RotationInput } from "../core/rotation.js";
+import { computePlanRotations } from "../core/plan-rotations.js";
 import { findUnknownScopes } from "../core/scopes.js";
 import { ConfigError, GitOpsError, UnsafePlanError } from "../errors.js";
 import type { SinkResolver } from "../sinks/types.js";
 import type { InventoryStore } from "../state/inventory.js";
-import { journalView, type JournalStore } from "../state/journal.js";
+import type { JournalStore } from "../state/journal.js";
 import { type ApplyReport, applyPlan, type ChangeResult } from "./apply.js";
 import { InventoryRecorder } from "./inventory-recorder.js";
-import { listLiveClients } from "./live.js";
-import { readSinkIssuedAt } from "./secrets/plan.js";
+import { listLiveClients, type LiveView } from "./live.js";
+import { readSecretPlanInput } from "./secrets/plan.js";
 import { resumeJournal } from "./secrets/resume.js";
 import { DEFAULT_ROTATION_POLICY, type SecretOpResult } from "./secrets/types.js";
 
@@ -44,7 +43,7 @@ export interface ReconcileOptions {
   concurrency?: number;
   onProgress?: (done: number, total: number, result: ChangeResult) => void;
   signal?: AbortSignal;
-  /** The config's rotation defaults, for the plan's rotation items (issue #4). */
+  /** The config's rotation defaults, for the plan's rotation items (what the next `rotate` does). */
   rotation?: RotationPolicy;
   /**
    * Narrows the fresh plan before it is checked and applied: the daemon holds back deletes decided
@@ -128,7 +127,7 @@ async function reconcileLocked(deps: ReconcileDeps, options: ReconcileOptions): 
     now: deps.now(),
   });
   const plan = options.filterPlan ? options.filterPlan(computed) : computed;
-  await addRotations(plan, deps, options, { live, inventory });
+  await addRotations(plan, deps, options, { view, inventory });
   log.info({ summary: plan.summary, checksum: plan.checksum }, "plan computed");
 
   if (options.savedPlan) {
@@ -163,27 +162,34 @@ async function reconcileLocked(deps: ReconcileDeps, options: ReconcileOptions): 
 }
 
 /**
- * Fills `plan.rotations` (due rotations, old secrets awaiting deletion) from the journal and the sinks'
- * `issued_at`. Rotations are not in the checksum: `rotate` carries them out, not `apply`, and they
- * follow the clock, so they never make a reviewed plan stale.
+ * Fills `plan.rotations` with what the next `rotate` (mode `auto`, every client) would do: the same
+ * reads as `rotate --dry-run` (src/engine/secrets/plan.ts) and the same planner, so the plan and the
+ * dry run list the same operations. Read-only, with or without a writer: no journal file is written
+ * or removed, no sink is probed. Rotations are not in the checksum: `rotate` carries them out, not
+ * `apply`, and they follow the clock, so they never make a reviewed plan stale.
  */
 async function addRotations(
   plan: Plan,
   deps: ReconcileDeps,
   options: ReconcileOptions,
-  state: { live: Map<string, LiveClient[]>; inventory: Inventory },
+  state: { view: LiveView; inventory: Inventory },
 ): Promise<void> {
-  const input: RotationInput = {
-    desired: options.desired,
-    live: state.live,
-    inventory: state.inventory,
-    journal: journalView(await deps.journal.list()),
-    sinkIssuedAt: new Map(),
-    defaultPolicy: options.rotation ?? DEFAULT_ROTATION_POLICY,
-    now: deps.now(),
-  };
-  const sinkIssuedAt = await readSinkIssuedAt(rotationStatus(input), deps.sinks, deps.logger);
-  plan.rotations = computeRotations({ ...input, sinkIssuedAt });
+  const input = await readSecretPlanInput(
+    deps,
+    {
+      desired: options.desired,
+      inventory: state.inventory,
+      live: state.view,
+      journal: await deps.journal.list(),
+    },
+    {
+      defaultPolicy: options.rotation ?? DEFAULT_ROTATION_POLICY,
+      mode: "auto",
+      clients: [],
+      now: deps.now(),
+    },
+  );
+  plan.rotations = computePlanRotations(input);
   plan.summary.rotations = plan.rotations.length;
 }
 

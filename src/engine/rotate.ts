@@ -2,22 +2,16 @@ import { expectedClients } from "../core/listing.js";
 import type { DesiredState, RotationPolicy } from "../core/model.js";
 import { accountsInScope } from "../core/plan.js";
 import type { ClientRotationStatus } from "../core/rotation.js";
-import {
-  compactEntries,
-  planSecrets,
-  type RotateMode,
-  type SecretOp,
-  type SecretPlan,
-} from "../core/rotation-plan.js";
+import { planSecrets, type RotateMode, type SecretOp, type SecretPlan } from "../core/rotation-plan.js";
 import type { InventoryStore } from "../state/inventory.js";
 import type { JournalEntry } from "../state/journal.js";
 import { InventoryRecorder } from "./inventory-recorder.js";
 import { listLiveClients } from "./live.js";
 import { mapSettledBounded } from "./pool.js";
 import { executeOp } from "./secrets/execute.js";
-import { planWithSinkAges } from "./secrets/plan.js";
+import { planWithSinkAges, readSecretPlanInput, withCreateAccounts } from "./secrets/plan.js";
 import { failedResult, logResult, resultOf } from "./secrets/report.js";
-import { compactJournal, runResume, withCreateAccounts } from "./secrets/resume.js";
+import { compactJournal, runResume } from "./secrets/resume.js";
 import type { SecretDeps, SecretOpResult } from "./secrets/types.js";
 
 /**
@@ -159,20 +153,17 @@ export async function planRotation(
     deps.signal,
     expectedClients(accounts, options.desired, inventory, journal),
   );
-  const { kept } = compactEntries(journal, live.gone);
-  return planWithSinkAges(
-    {
-      desired: options.desired,
-      live: await withCreateAccounts(kept, live.clients, deps.reader),
-      inventory,
-      entries: kept,
-      defaultPolicy: options.defaults,
-      mode: options.mode,
-      clients: options.clients ?? [],
-      now: deps.now(),
-    },
-    deps.sinks,
-    deps.logger,
+  return planSecrets(
+    await readSecretPlanInput(
+      deps,
+      { desired: options.desired, inventory, live, journal },
+      {
+        defaultPolicy: options.defaults,
+        mode: options.mode,
+        clients: options.clients ?? [],
+        now: deps.now(),
+      },
+    ),
   );
 }
 

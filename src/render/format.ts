@@ -1,6 +1,13 @@
 import { Secret } from "../secret.js";
 import type { SourceLocation } from "../core/model.js";
-import type { Adoption, Change, Plan, PlanItem, StaleInventoryEntry } from "../core/plan-types.js";
+import type {
+  Adoption,
+  Change,
+  Plan,
+  PlanItem,
+  RotationItem,
+  StaleInventoryEntry,
+} from "../core/plan-types.js";
 import { compareStrings } from "../core/sort.js";
 
 /**
@@ -57,24 +64,57 @@ export function attentionLine(plan: Plan): string {
   add(s.unmanaged, "unmanaged", "unmanaged");
   add(s.skipped, "skipped", "skipped");
   add(s.stale_inventory, "stale inventory entry", "stale inventory entries");
-  const due = plan.rotations.filter((r) => r.phase === "rotate").length;
-  add(due, "secret rotation due", "secret rotations due");
-  add(plan.rotations.length - due, "old secret awaiting deletion", "old secrets awaiting deletion");
+  const blocked = plan.rotations.filter((r) => r.blocked).length;
+  add(plan.rotations.length - blocked, "secret operation for rotate", "secret operations for rotate");
+  add(blocked, "secret left alone by rotate", "secrets left alone by rotate");
   return parts.join(", ");
 }
 
 /**
- * One line per rotation item (issue #4): what `rotate` does next for a client, and from when. Rotations
- * are carried out by `rotate`, never by `apply`, and are not part of the checksum.
+ * One line per rotation item: what the next `rotate` does for a client, action by action, in the
+ * words `rotate --dry-run` uses for the same operation (src/core/plan-rotations.ts). Rotations are
+ * carried out by `rotate`, never by `apply`, and are not part of the checksum.
  */
 export function rotationLines(plan: Plan): string[] {
-  return plan.rotations.map(
-    (r) =>
-      `${str(r.account_id)} ${JSON.stringify(str(r.client_name))} (id ${str(r.client_id)}): ` +
-      (r.phase === "rotate"
-        ? `rotation due since ${str(r.due_at)}`
-        : `old secret deleted from ${str(r.due_at)}`),
-  );
+  return plan.rotations.map((r) => {
+    const id = r.client_id !== null ? ` (id ${str(r.client_id)})` : "";
+    const phase = r.phase ? ` [${str(r.phase)}${r.due_at ? ` since ${str(r.due_at)}` : ""}]` : "";
+    const what = r.stage === "resume" ? "resume" : "rotate";
+    return (
+      `${str(r.account_id)} ${JSON.stringify(str(r.client_name))}${id}${phase}: ${what}: ` +
+      r.actions.map((kind) => rotationActionText(kind, r)).join("; ")
+    );
+  });
+}
+
+/** One action of a rotation item in words (the plan keeps the kind; the details it keeps are here). */
+function rotationActionText(kind: RotationItem["actions"][number], r: RotationItem): string {
+  switch (kind) {
+    case "start":
+      return "start a rotation (preflight the sink)";
+    case "recover":
+      return "delete the rotated secret (recover)";
+    case "find-created":
+      return "take the client the interrupted create made";
+    case "drop":
+      return "forget the interrupted create (apply plans it again)";
+    case "mint":
+      return "mint a new secret";
+    case "publish":
+      return "publish it to the sink and read it back";
+    case "delete-old-secret":
+      return "delete the old secret";
+    case "close":
+      return "close the journal entry";
+    case "wait":
+      return `keep the old secret valid until ${str(r.wait_until ?? "?")}`;
+    case "blocked":
+      return r.blocked
+        ? `left alone${r.blocked.code ? ` [${str(r.blocked.code)}]` : ""}: ${str(r.blocked.reason)}`
+        : "left alone";
+    case "none":
+      return "nothing to do";
+  }
 }
 
 /** Everything the plan says about one account. */

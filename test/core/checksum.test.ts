@@ -81,15 +81,45 @@ describe("verifyPlanFresh", () => {
     expect(verifyPlanFresh(reloaded, planOf(scenario("2025-02-01T00:00:00Z")))).toEqual({ fresh: true });
   });
 
-  it("parsePlan names the bad path and refuses other versions", () => {
+  it("parsePlan names the bad path", () => {
     const saved = planOf(scenario("2025-02-01T00:00:00Z"));
-    const broken = { ...JSON.parse(JSON.stringify(saved)), version: 2 };
+    const broken = JSON.parse(JSON.stringify(saved)) as Record<string, unknown>;
+    broken["rotations"] = [{ stage: "later", account_id: ACCOUNT_A }];
     expect(() => parsePlan(broken, "plan.json")).toThrow(GitOpsError);
     try {
       parsePlan(broken, "plan.json");
     } catch (error) {
       expect((error as GitOpsError).code).toBe("E_PLAN_INVALID");
-      expect((error as GitOpsError).message).toContain("plan.json: not a valid version 1 plan: version");
+      expect((error as GitOpsError).message).toContain(
+        "plan.json: not a valid version 2 plan: rotations.0.stage",
+      );
+    }
+  });
+
+  it("parsePlan refuses a plan of another format version, naming both", () => {
+    const saved = planOf(scenario("2025-02-01T00:00:00Z"));
+    // A version 1 plan: its rotation items had `phase: rotate | delete-old` and no actions.
+    const v1 = {
+      ...JSON.parse(JSON.stringify(saved)),
+      version: 1,
+      rotations: [
+        {
+          account_id: ACCOUNT_A,
+          client_id: "x",
+          client_name: "a",
+          due_at: "2025-01-01T00:00:00Z",
+          phase: "rotate",
+        },
+      ],
+    };
+    expect(() => parsePlan(v1, "plan.json")).toThrow(GitOpsError);
+    try {
+      parsePlan(v1, "plan.json");
+    } catch (error) {
+      expect((error as GitOpsError).code).toBe("E_PLAN_VERSION");
+      expect((error as GitOpsError).message).toBe(
+        "plan.json: a version 1 plan; this build reads version 2 plans only: run plan again with this build and review that plan",
+      );
     }
   });
 });

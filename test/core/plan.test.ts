@@ -594,7 +594,7 @@ describe("plan shape", () => {
     expect(JSON.parse(JSON.stringify(one))).toEqual(one);
     expect(one.checksum).toBe(two.checksum);
     expect(one.rotations).toEqual([]);
-    expect(one.version).toBe(1);
+    expect(one.version).toBe(2);
   });
 
   it("never carries a live secret", () => {

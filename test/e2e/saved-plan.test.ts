@@ -136,6 +136,30 @@ describe("apply --plan", () => {
     expect(delta.total).toBe(0);
   });
 
+  it("a plan saved in an older format (version 1): E_PLAN_VERSION, exit 1 before any API call", async () => {
+    const { ws, planFile } = await reviewedWorkspace();
+    const plan = JSON.parse(await readFile(planFile, "utf8")) as Record<string, unknown>;
+    // Version 1 rotation items said `phase: rotate | delete-old` and had no actions.
+    plan["version"] = 1;
+    plan["rotations"] = [
+      {
+        account_id: ACCOUNT_A,
+        client_id: "x",
+        client_name: "web",
+        due_at: "2025-01-01T00:00:00Z",
+        phase: "rotate",
+      },
+    ];
+    await writeFile(planFile, JSON.stringify(plan, null, 2));
+    const { value: result, delta } = await measure(ws.emu, () => ws.run("apply", ["--plan", planFile]));
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(
+      `[E_PLAN_VERSION]: ${planFile}: a version 1 plan; this build reads version 2`,
+    );
+    expect(result.stderr).toContain("run plan again");
+    expect(delta.total).toBe(0);
+  });
+
   it("the real program refuses a stale plan with exit 1", async () => {
     const { ws, planFile } = await reviewedWorkspace();
     const web = (await liveClients(ws.emu, ACCOUNT_A)).find((c) => c.client_name === "web")!;

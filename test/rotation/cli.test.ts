@@ -101,8 +101,24 @@ describe("rotate: clients with a rotated secret the tool does not know", () => {
 
     const status = await ws.run("rotate", ["--status", "--format", "json"]);
     expect(JSON.parse(status.stdout)).toMatchObject([{ client_name: "alpha", phase: "unknown-rotated" }]);
+    // The plan says what rotate does with it: nothing, and why, with the way out.
     const plan = JSON.parse((await ws.run("plan", ["--format", "json"])).stdout) as Plan;
-    expect(plan.rotations).toEqual([]);
+    expect(plan.rotations).toEqual([
+      {
+        stage: "act",
+        account_id: ws.accountId,
+        client_id: before.client_id,
+        client_name: "alpha",
+        phase: "unknown-rotated",
+        due_at: null,
+        actions: ["blocked"],
+        blocked: {
+          status: "attention",
+          code: "E_UNKNOWN_ROTATED_SECRET",
+          reason: expect.stringContaining("rotate --recover --client alpha") as unknown as string,
+        },
+      },
+    ]);
 
     const noClient = await ws.run("rotate", ["--recover"]);
     expect(noClient.code).toBe(1);
@@ -253,7 +269,10 @@ describe("creates: crash recovery across processes", () => {
     const { emu, ws } = await setup();
     const before = await record(ws, "alpha");
     await rm(join(ws.secretsDir, ws.accountId, "alpha.json"));
-    expect((await ws.run("plan", ["--format", "json"])).stdout).toContain('"phase": "rotate"');
+    const plan = JSON.parse((await ws.run("plan", ["--format", "json"])).stdout) as Plan;
+    expect(plan.rotations.map((r) => [r.client_name, r.phase, r.actions])).toEqual([
+      ["alpha", "no-secret", ["start", "mint", "publish", "wait"]],
+    ]);
     const run = await ws.run("rotate");
     expect(run.code, run.stdout).toBe(0);
     const after = await record(ws, "alpha");
@@ -280,24 +299,31 @@ describe("creates: crash recovery across processes", () => {
 });
 
 describe("plan: rotation items", () => {
-  it("shows due rotations and pending deletions without changing the checksum", async () => {
+  it("shows what the next rotate does, without changing the checksum", async () => {
     const { ws } = await setup(["alpha", "beta"]);
     const today = JSON.parse((await ws.run("plan", ["--format", "json"])).stdout) as Plan;
     expect(today.rotations).toEqual([]);
     expect((await ws.run("rotate", ["--now", "--client", "alpha"])).code).toBe(0);
+    // Day 11: alpha's grace ended at day 1, so its old secret goes first, and its new secret (from
+    // day 0) is due again; beta's create-time secret is due.
     const later = JSON.parse(
       (await ws.run("plan", ["--format", "json"], { offset: 11 * DAY })).stdout,
     ) as Plan;
-    expect(later.rotations.map((r) => [r.client_name, r.phase])).toEqual([
-      ["alpha", "delete-old"],
-      ["beta", "rotate"],
+    expect(later.rotations.map((r) => [r.stage, r.client_name, r.phase, r.actions])).toEqual([
+      ["resume", "alpha", "delete-due", ["delete-old-secret"]],
+      ["act", "alpha", "due", ["start", "mint", "publish", "wait"]],
+      ["act", "beta", "due", ["start", "mint", "publish", "wait"]],
     ]);
-    expect(later.summary.rotations).toBe(2);
+    expect(later.summary.rotations).toBe(3);
     expect(later.checksum).toBe(today.checksum);
     const text = await ws.run("plan", [], { offset: 11 * DAY });
     expect(text.stdout).toContain("Secret rotations");
-    expect(text.stdout).toContain("1 secret rotation due, 1 old secret awaiting deletion");
+    expect(text.stdout).toMatch(
+      /"alpha" \(id \w+\) \[delete-due since [^\]]+\]: resume: delete the old secret\n/,
+    );
+    expect(text.stdout).toContain("3 secret operations for rotate");
     const markdown = await ws.run("plan", ["--format", "markdown"], { offset: 11 * DAY });
     expect(markdown.stdout).toContain("**Secret rotations**");
+    expect(markdown.stdout).toContain("3 secret operations for rotate");
   });
 });

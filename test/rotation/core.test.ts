@@ -3,7 +3,6 @@ import type { LiveClient } from "../../src/cloudflare/schemas.js";
 import type { DesiredClient, DesiredState, Inventory } from "../../src/core/model.js";
 import {
   clientKey,
-  computeRotations,
   type JournalActiveOp,
   type JournalClientState,
   type RotationInput,
@@ -247,40 +246,5 @@ describe("rotationStatus: which clients", () => {
       }),
     );
     expect(statuses.map((s) => s.client_name)).toEqual(["owned"]);
-  });
-});
-
-describe("computeRotations (Plan.rotations)", () => {
-  it("lists due rotations and old secrets awaiting deletion, nothing for idle clients", () => {
-    const state: DesiredState = {
-      accounts: new Map([[ACC, [desired("a"), desired("b"), desired("c")]]]),
-      files: [],
-    };
-    const items = computeRotations(
-      input({
-        now: at(10 * DAY),
-        desired: state,
-        live: new Map([[ACC, [live("a"), live("b"), live("c")]]]),
-        inventory: owned("a", "b", "c"),
-        journal: new Map([
-          ...journal("b", {}, { published_at: iso(9 * DAY + 1) }),
-          ...journal("c", { last_published_at: iso(5 * DAY) }),
-        ]),
-      }),
-    );
-    expect(items).toEqual([
-      { account_id: ACC, client_id: "id-a", client_name: "a", due_at: iso(10 * DAY), phase: "rotate" },
-      {
-        account_id: ACC,
-        client_id: "id-b",
-        client_name: "b",
-        due_at: iso(10 * DAY + 1),
-        phase: "delete-old",
-      },
-    ]);
-  });
-
-  it("is empty when nothing is due (idempotency)", () => {
-    expect(computeRotations(input({ now: at(DAY) }))).toEqual([]);
   });
 });

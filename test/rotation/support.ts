@@ -81,16 +81,21 @@ export class RotationWorkspace {
     );
   }
 
-  /** A verb in-process with `-c <config>`; `offset` moves its clock ahead, in seconds. */
+  /**
+   * A verb in-process with `-c <config>`; `offset` moves its clock ahead, in seconds; `at` stops it at
+   * one instant (two verbs run `at` the same time see the same time to the millisecond).
+   */
   run(
     verb: string,
     args: string[] = [],
-    options: { offset?: number; env?: Record<string, string> } = {},
+    options: { offset?: number; at?: Date; env?: Record<string, string> } = {},
   ): Promise<RunResult> {
+    const at = options.at;
+    const clock = at ? () => new Date(at) : options.offset !== undefined ? offsetClock(options.offset) : null;
     return runCli([verb, "-c", this.config, ...args], {
       cwd: this.dir,
       env: this.env(options),
-      ...(options.offset !== undefined ? { clock: offsetClock(options.offset) } : {}),
+      ...(clock ? { clock } : {}),
     });
   }
 

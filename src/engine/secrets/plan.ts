@@ -1,28 +1,96 @@
 import type { Logger } from "pino";
+import type { OAuthClientsReader } from "../../cloudflare/client.js";
+import type { LiveClient } from "../../cloudflare/schemas.js";
+import type { DesiredState, Inventory } from "../../core/model.js";
 import type { ClientRotationStatus } from "../../core/rotation.js";
 import { clientKey } from "../../core/rotation.js";
-import { planSecrets, type SecretPlan, type SecretPlanInput } from "../../core/rotation-plan.js";
+import {
+  compactEntries,
+  type JournalRecord,
+  planSecrets,
+  type SecretPlan,
+  type SecretPlanInput,
+} from "../../core/rotation-plan.js";
 import type { SinkResolver } from "../../sinks/types.js";
+import type { LiveView } from "../live.js";
 import { mapSettledBounded } from "../pool.js";
 
 /**
- * What the secret planner needs from the sinks: each rotatable client's record's `issued_at` (the age
- * of the secret consumers hold). Read-only: `rotate --dry-run`, `rotate --status`, `plan` and the act
- * stage of `rotate` all come through here.
+ * What the secret planner needs from the world, read and never written: the journal as the next
+ * `rotate` will see it, the live clients, and each rotatable client's sink record's `issued_at` (the
+ * age of the secret consumers hold). `rotate --dry-run`, `rotate --status`, `plan` and the act stage of
+ * `rotate` all come through here, so they plan from the same input.
  */
 
+/** What a caller has already read: the live view of the accounts in scope and the journal as listed. */
+export interface SecretReads {
+  desired: DesiredState;
+  inventory: Inventory;
+  live: LiveView;
+  journal: readonly JournalRecord[];
+}
+
 /**
- * The plan with the sinks' ages: a first pass finds the clients the act stage will see, their sink
- * records are read, and a second pass plans with their ages (both passes pure).
+ * The planner's whole input for what the next `rotate` does (`rotate --dry-run`, the plan's rotation
+ * section): the journal without what that rotate compacts away first (entries of clients a GET
+ * confirmed gone, superseded done entries), the live clients plus each account holding an
+ * interrupted create, and the sinks' ages. Nothing is written: no journal file is removed, no sink is
+ * probed.
  */
+export async function readSecretPlanInput(
+  deps: { reader: OAuthClientsReader; sinks: SinkResolver; logger: Logger },
+  reads: SecretReads,
+  options: Pick<SecretPlanInput, "defaultPolicy" | "mode" | "clients" | "now">,
+): Promise<SecretPlanInput> {
+  const { kept } = compactEntries(reads.journal, reads.live.gone);
+  return withSinkAges(
+    {
+      desired: reads.desired,
+      live: await withCreateAccounts(kept, reads.live.clients, deps.reader),
+      inventory: reads.inventory,
+      entries: kept,
+      ...options,
+    },
+    deps.sinks,
+    deps.logger,
+  );
+}
+
+/** `live`, plus a list of each account holding an interrupted create (it is found there by name). */
+export async function withCreateAccounts(
+  entries: readonly JournalRecord[],
+  live: ReadonlyMap<string, readonly LiveClient[]> | undefined,
+  reader: OAuthClientsReader,
+): Promise<Map<string, readonly LiveClient[]>> {
+  const listed = new Map(live ?? []);
+  for (const entry of entries) {
+    if (entry.client_id === null && entry.step === "intent" && !listed.has(entry.account_id)) {
+      listed.set(entry.account_id, await reader.listClients(entry.account_id));
+    }
+  }
+  return listed;
+}
+
+/** The plan with the sinks' ages (see {@link withSinkAges}). */
 export async function planWithSinkAges(
   input: Omit<SecretPlanInput, "sinkIssuedAt">,
   sinks: SinkResolver,
   logger: Logger,
 ): Promise<SecretPlan> {
+  return planSecrets(await withSinkAges(input, sinks, logger));
+}
+
+/**
+ * The input with the sinks' ages: a first pass of the (pure) planner finds the clients the act stage
+ * will see, and their sink records are read.
+ */
+export async function withSinkAges(
+  input: Omit<SecretPlanInput, "sinkIssuedAt">,
+  sinks: SinkResolver,
+  logger: Logger,
+): Promise<SecretPlanInput> {
   const first = planSecrets({ ...input, sinkIssuedAt: new Map() });
-  const sinkIssuedAt = await readSinkIssuedAt(first.statuses, sinks, logger);
-  return planSecrets({ ...input, sinkIssuedAt });
+  return { ...input, sinkIssuedAt: await readSinkIssuedAt(first.statuses, sinks, logger) };
 }
 
 /**

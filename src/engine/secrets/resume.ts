@@ -2,9 +2,9 @@ import type { LiveClient } from "../../cloudflare/schemas.js";
 import { compactEntries, planResume, type SecretOp } from "../../core/rotation-plan.js";
 import { SinkError } from "../../errors.js";
 import type { JournalEntry, JournalStore } from "../../state/journal.js";
-import type { OAuthClientsReader } from "../../cloudflare/client.js";
 import { mapSettledBounded } from "../pool.js";
 import { executeOp } from "./execute.js";
+import { withCreateAccounts } from "./plan.js";
 import { entryRef, failedResult, logResult, resultOf, secretLostResult } from "./report.js";
 import type { SecretDeps, SecretOpResult } from "./types.js";
 
@@ -57,21 +57,6 @@ export async function compactJournal(
   const { kept, removed } = compactEntries(await journal.list(), gone);
   for (const e of removed) await journal.remove(e.id);
   return kept;
-}
-
-/** `live`, plus a list of each account holding an interrupted create (it is found there by name). */
-export async function withCreateAccounts(
-  entries: readonly JournalEntry[],
-  live: ReadonlyMap<string, readonly LiveClient[]> | undefined,
-  reader: OAuthClientsReader,
-): Promise<Map<string, readonly LiveClient[]>> {
-  const listed = new Map(live ?? []);
-  for (const entry of entries) {
-    if (entry.client_id === null && entry.step === "intent" && !listed.has(entry.account_id)) {
-      listed.set(entry.account_id, await reader.listClients(entry.account_id));
-    }
-  }
-  return listed;
 }
 
 /**
