@@ -225,6 +225,7 @@ export class Daemon {
         ...triggers.rotation,
         onTick: () => this.request("rotation"),
         logger: this.#options.logger.child({ component: "rotation-schedule" }),
+        scheduler: this.#clock,
       });
       this.#triggers.push(this.#cron);
     }
