@@ -39,8 +39,8 @@ interface LocalTime {
  * whose month, hour, minute or second field cannot match (to the next allowed value, or to the next
  * local day), and asks node-cron only at an instant whose time of day is allowed: a "no" there is the
  * day-of-month or weekday field, so the walk moves to the next local day. A day costs a few
- * `Intl.DateTimeFormat` calls and at most one node-cron match (tens of microseconds), so the horizon
- * costs at most some tens of milliseconds and a yearly schedule a few. A jump computed in wall-clock
+ * `Intl.DateTimeFormat` calls and at most one node-cron match (tens of microseconds), so a yearly
+ * schedule takes about ten milliseconds and the whole horizon under a tenth of a second. A jump computed in wall-clock
  * time is only exact while the zone's offset holds: when it changes between the start and the end of
  * a jump (a DST change), the walk lands on the first second of the new offset instead, so a local
  * time after a spring-forward gap is never jumped over.
