@@ -225,6 +225,7 @@ export class Daemon {
         ...triggers.rotation,
         onTick: () => this.request("rotation"),
         logger: this.#options.logger.child({ component: "rotation-schedule" }),
+        scheduler: this.#clock,
       });
       this.#triggers.push(this.#cron);
     }
@@ -323,12 +324,17 @@ export class Daemon {
       name: "git-poll",
       seconds,
       logger: this.#log,
+      scheduler: this.#clock,
       onTick: async () => {
         const remote = await git.remoteRevision(this.#stop.signal);
-        if (remote !== this.#seenRevision) {
-          this.#log.info({ revision: remote, seen: this.#seenRevision }, "branch moved");
+        const seen = this.#seenRevision;
+        const moved = remote !== seen;
+        if (moved) {
+          this.#log.info({ revision: remote, seen }, "branch moved");
           this.request("git-poll");
         }
+        // Every poll says what it saw (at debug level), so "no new commit, no run" shows as polls.
+        this.#log.debug({ revision: remote, seen, moved }, "polled the git branch");
       },
     });
   }

@@ -1,8 +1,22 @@
-import { describe, expect, it } from "vitest";
-import { ACCOUNT_A, startTestEmulator } from "../helpers/emulator.js";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { describe, expect, it, onTestFinished } from "vitest";
+import { sinkResolver } from "../../src/cli/common.js";
+import { createClient } from "../../src/cloudflare/index.js";
+import { loadConfig, policyFromConfig } from "../../src/config/index.js";
+import { Daemon, type DaemonObserver, gitDesiredSource, type RunRecord } from "../../src/engine/daemon.js";
+import { GitSource } from "../../src/engine/git-source.js";
+import type { TriggerReason } from "../../src/engine/triggers/types.js";
+import { createLogger } from "../../src/log.js";
+import { Secret } from "../../src/secret.js";
+import { FileInventoryStore } from "../../src/state/inventory.js";
+import { FileJournalStore } from "../../src/state/journal.js";
+import { ManualScheduler } from "../helpers/clock.js";
+import { ACCOUNT_A, startTestEmulator, WRITE_TOKEN } from "../helpers/emulator.js";
 import {
   clientYaml,
   desiredYaml,
+  eventually,
   GitRepo,
   liveByName,
   type LogLine,
@@ -192,5 +206,110 @@ describe("run with a git source and a webhook (real process)", () => {
     expect(daemon.output()).not.toContain(WEBHOOK_SECRET);
     expect(m.size).toBeGreaterThan(0);
     expect(await daemon.stop()).toBe(0);
+  });
+});
+
+describe("the git poll (in process, manual clock)", () => {
+  it("a poll that finds no new commit requests no run; the poll after a commit requests exactly one", async () => {
+    const emu = await startTestEmulator();
+    const dir = await tempDir("daemon-git-poll");
+    const repo = await GitRepo.create(dir);
+    const shaA = await repo.commit({ "clients/apps.yaml": desiredYaml([clientYaml("alpha")]) });
+    await writeConfig(dir, ["interval: 1h", ...gitSourceYaml(repo.url, { poll: "1m" })].join("\n"));
+    const config = await loadConfig("cf-oauth-gitops.yaml", { cwd: dir });
+    const gitConfig = config.source?.git;
+    if (!gitConfig) throw new Error("the config has no git source");
+
+    const lines: LogLine[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        for (const text of chunk.toString("utf8").split("\n").filter(Boolean)) lines.push(JSON.parse(text));
+        callback();
+      },
+    });
+    const logger = createLogger({ level: "debug", destination: destination as never });
+    const clock = new ManualScheduler();
+    const now = () => new Date(clock.now());
+    const api = createClient({
+      baseUrl: emu.url,
+      credentials: { kind: "token", token: new Secret(WRITE_TOKEN) },
+      logger,
+    });
+    onTestFinished(() => api.close());
+    const git = new GitSource({
+      ...gitConfig,
+      checkoutDir: join(config.state_dir, "git", "checkout"),
+      logger,
+      env: { PATH: process.env["PATH"] ?? "", HOME: dir },
+    });
+    const requested: TriggerReason[] = [];
+    const runs: RunRecord[] = [];
+    const observer: DaemonObserver = {
+      triggered: (reason) => void requested.push(reason),
+      runFinished: (record) => void runs.push(record),
+      rotationStatuses: () => undefined,
+      rotationFinished: () => undefined,
+    };
+    const inventoryStore = new FileInventoryStore(config.state_dir);
+    const journal = new FileJournalStore(config.state_dir);
+    const daemon = new Daemon({
+      config,
+      policy: policyFromConfig(config),
+      source: gitDesiredSource(config, git, { now, scratchDir: join(config.state_dir, "git", "ownership") }),
+      reconcile: {
+        reader: api,
+        writer: api,
+        inventoryStore,
+        journal,
+        sinks: sinkResolver(config, logger, {}),
+        logger,
+        now,
+      },
+      rotation: null,
+      observer,
+      logger,
+      scheduler: clock,
+    });
+    onTestFinished(() => daemon.stop());
+    const polls = () => lines.filter((l) => l.msg === "polled the git branch");
+    /** Moves the clock past one poll interval (60 s, ±10 %) and waits for that poll's own log line. */
+    const poll = async () => {
+      const before = polls().length;
+      await clock.advance(66_000);
+      await eventually(async () => (polls().length > before ? true : undefined), 20_000, "a poll");
+      expect(polls()).toHaveLength(before + 1);
+      return polls().at(-1) as LogLine;
+    };
+
+    await daemon.start({ intervalSeconds: 3600, gitPoll: { git, seconds: 60 } });
+    await eventually(async () => (runs.length > 0 ? true : undefined), 20_000, "the startup run");
+    expect(runs.map((r) => [r.reasons, r.revision, r.result])).toEqual([[["startup"], shaA, "ok"]]);
+    expect((await liveByName(emu)).has("alpha")).toBe(true);
+
+    // Polls that find the branch where the last run left it: each ran git ls-remote (its line shows
+    // the revision it read), and none requested a run.
+    for (let i = 0; i < 3; i++) {
+      expect(await poll()).toMatchObject({ revision: shaA, seen: shaA, moved: false });
+      expect(requested).toEqual(["startup"]);
+      expect(runs).toHaveLength(1);
+    }
+
+    // A commit: the next poll sees it and requests exactly one run, which applies it.
+    const shaB = await repo.commit({
+      "clients/apps.yaml": desiredYaml([clientYaml("alpha"), clientYaml("beta")]),
+    });
+    expect(await poll()).toMatchObject({ revision: shaB, seen: shaA, moved: true });
+    await eventually(async () => (runs.length > 1 ? true : undefined), 20_000, "the run the poll asked for");
+    expect(runs.map((r) => [r.reasons, r.revision, r.result])).toEqual([
+      [["startup"], shaA, "ok"],
+      [["git-poll"], shaB, "ok"],
+    ]);
+    expect((await liveByName(emu)).has("beta")).toBe(true);
+    // And the poll after that finds nothing new again.
+    expect(await poll()).toMatchObject({ revision: shaB, seen: shaB, moved: false });
+    expect(requested).toEqual(["startup", "git-poll"]);
+    expect(runs).toHaveLength(2);
+    await daemon.stop();
+    expect(clock.pending).toBe(0); // the poll timer is cancelled
   });
 });

@@ -1,8 +1,9 @@
 import { mkdir, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { Writable } from "node:stream";
 import { createLogger, type Logger, silentLogger } from "../../src/log.js";
+import { CATCH_UP_SECONDS, CronSchedule, CronTrigger } from "../../src/engine/triggers/cron.js";
 import { IntervalTrigger, jitteredMs } from "../../src/engine/triggers/interval.js";
 import { backoffMs, RunQueue, type StepOutcome } from "../../src/engine/triggers/run-queue.js";
 import type { TriggerReason } from "../../src/engine/triggers/types.js";
@@ -226,17 +227,21 @@ async function pumpUntil(
   }
 }
 
-/** A logger that keeps each message (the trigger's own account of what it saw). */
-function recordingLogger(): { logger: Logger; messages: string[] } {
+/** A logger that keeps each message and line (the trigger's own account of what it saw). */
+function recordingLogger(): { logger: Logger; messages: string[]; lines: Record<string, unknown>[] } {
   const messages: string[] = [];
+  const lines: Record<string, unknown>[] = [];
   const destination = new Writable({
     write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString("utf8").split("\n").filter(Boolean))
-        messages.push((JSON.parse(line) as { msg: string }).msg);
+      for (const text of chunk.toString("utf8").split("\n").filter(Boolean)) {
+        const line = JSON.parse(text) as Record<string, unknown> & { msg: string };
+        lines.push(line);
+        messages.push(line.msg);
+      }
       callback();
     },
   });
-  return { logger: createLogger({ level: "debug", destination: destination as never }), messages };
+  return { logger: createLogger({ level: "debug", destination: destination as never }), messages, lines };
 }
 
 describe("WatchTrigger (manual clock for the debounce and the root check)", () => {
@@ -364,4 +369,197 @@ describe("WatchTrigger (manual clock for the debounce and the root check)", () =
       }
     });
   }
+});
+
+const at = (iso: string) => Date.parse(iso);
+
+describe("CronTrigger (manual clock)", () => {
+  // ManualScheduler starts at 2030-01-01T00:00:00Z, which is 05:30:00 in Asia/Kolkata (UTC+05:30).
+  function cronTrigger(schedule: string, clock = new ManualScheduler(), logger: Logger = silentLogger) {
+    const ticks: number[] = [];
+    const trigger = new CronTrigger({
+      schedule,
+      timezone: "Asia/Kolkata",
+      onTick: () => void ticks.push(clock.now()),
+      logger,
+      scheduler: clock,
+    });
+    onTestFinished(() => trigger.stop());
+    return { clock, ticks, trigger };
+  }
+
+  it("fires at the matching seconds in its time zone, and not in between", async () => {
+    const { clock, ticks, trigger } = cronTrigger("*/20 31 5 * * *"); // 05:31:00, :20, :40 IST
+    await trigger.start();
+    await clock.advance(59_999);
+    expect(ticks).toEqual([]);
+    await clock.advance(1);
+    expect(ticks).toEqual([at("2030-01-01T00:01:00Z")]);
+    await clock.advance(19_999);
+    expect(ticks).toHaveLength(1);
+    await clock.advance(1);
+    await clock.advance(20_000);
+    expect(ticks).toEqual([
+      at("2030-01-01T00:01:00Z"),
+      at("2030-01-01T00:01:20Z"),
+      at("2030-01-01T00:01:40Z"),
+    ]);
+    // Nothing else that minute or the next: minute 31 only. The trigger still ticks every second.
+    await clock.advance(140_000);
+    expect(ticks).toHaveLength(3);
+    expect(clock.pending).toBe(1);
+    expect(clock.nextAt).toBe(clock.now() + 1_000);
+  });
+
+  it("fires once for a stall across several matching seconds, and the next match on time", async () => {
+    const { clock, ticks, trigger } = cronTrigger("*/10 31 5 * * *"); // 05:31:00, :10, ..., :50 IST
+    await trigger.start();
+    await clock.advance(59_000); // 05:30:59
+    clock.stall(35_000); // the event loop is blocked through 05:31:00, :10, :20 and :30
+    await clock.advance(0);
+    expect(ticks).toEqual([at("2030-01-01T00:01:34Z")]);
+    await clock.advance(5_999);
+    expect(ticks).toHaveLength(1);
+    await clock.advance(1);
+    expect(ticks).toEqual([at("2030-01-01T00:01:34Z"), at("2030-01-01T00:01:40Z")]);
+  });
+
+  it(`catches up a fire at most ${CATCH_UP_SECONDS} s late; a longer gap is logged and skipped`, async () => {
+    const due = at("2030-01-01T00:01:00Z"); // 05:31:00 IST, once a day
+    const late = async (seconds: number) => {
+      const recorder = recordingLogger();
+      const t = cronTrigger("0 31 5 * * *", new ManualScheduler(), recorder.logger);
+      await t.trigger.start();
+      await t.clock.advance(59_000);
+      t.clock.stall(1_000 + seconds * 1_000);
+      await t.clock.advance(0);
+      return { ...t, lines: recorder.lines };
+    };
+    const caught = await late(CATCH_UP_SECONDS);
+    expect(caught.ticks).toEqual([due + CATCH_UP_SECONDS * 1_000]);
+    expect(caught.lines).toContainEqual(
+      expect.objectContaining({ msg: "rotation schedule fired late", late_seconds: CATCH_UP_SECONDS }),
+    );
+
+    const skipped = await late(CATCH_UP_SECONDS + 1);
+    expect(skipped.ticks).toEqual([]);
+    expect(skipped.lines).toContainEqual(
+      expect.objectContaining({ level: 40, missed: "2030-01-01T00:01:00.000Z" }),
+    );
+    // The schedule goes on: the next day's fire is on time.
+    expect(skipped.trigger.nextRun()?.toISOString()).toBe("2030-01-02T00:01:00.000Z");
+    skipped.clock.stall(at("2030-01-02T00:00:59Z") - skipped.clock.now()); // crosses no match
+    await skipped.clock.advance(0);
+    expect(skipped.ticks).toEqual([]);
+    await skipped.clock.advance(1_000);
+    expect(skipped.ticks).toEqual([at("2030-01-02T00:01:00Z")]);
+  });
+
+  it("stop cancels the pending tick", async () => {
+    const { clock, ticks, trigger } = cronTrigger("* * * * * *");
+    await trigger.start();
+    expect(clock.pending).toBe(1);
+    await clock.advance(2_000);
+    expect(ticks).toEqual([at("2030-01-01T00:00:01Z"), at("2030-01-01T00:00:02Z")]);
+    await trigger.stop();
+    expect(clock.pending).toBe(0);
+    expect(trigger.nextRun()).toBeNull();
+    await clock.advance(60_000);
+    expect(ticks).toHaveLength(2);
+  });
+
+  it("reports the next run from the scheduler's clock", async () => {
+    const { clock, ticks, trigger } = cronTrigger("0 3 * * *"); // 03:00 IST = 21:30Z the day before
+    await trigger.start();
+    expect(trigger.nextRun()?.toISOString()).toBe("2030-01-01T21:30:00.000Z");
+    clock.stall(at("2030-01-01T21:29:59Z") - clock.now());
+    await clock.advance(0);
+    expect(trigger.nextRun()?.toISOString()).toBe("2030-01-01T21:30:00.000Z");
+    await clock.advance(1_000);
+    expect(ticks).toEqual([at("2030-01-01T21:30:00Z")]);
+    expect(trigger.nextRun()?.toISOString()).toBe("2030-01-02T21:30:00.000Z");
+
+    // Another clock, another answer; a yearly schedule is found without walking every minute.
+    const yearly = cronTrigger("0 3 1 1 *", new ManualScheduler(at("2031-06-15T12:00:00Z")));
+    await yearly.trigger.start();
+    const t0 = performance.now();
+    expect(yearly.trigger.nextRun()?.toISOString()).toBe("2031-12-31T21:30:00.000Z");
+    expect(performance.now() - t0).toBeLessThan(500); // tens of milliseconds at most; seconds by minute
+  });
+});
+
+describe("CronSchedule.nextAfter", () => {
+  /** Every matching second in [from, to], stepping `stepSeconds` (60 for expressions at second 0). */
+  function everyMatch(schedule: CronSchedule, from: number, to: number, stepSeconds: number): number[] {
+    const out: number[] = [];
+    for (let s = from / 1000; s <= to / 1000; s += stepSeconds) if (schedule.matches(s)) out.push(s * 1000);
+    return out;
+  }
+
+  // Around DST changes (New York 2030-03-10 and 2030-11-03; Lord Howe's half hour on 2030-04-07 and
+  // 2030-10-06; Berlin 2030-03-31), a month end, and a zone without DST.
+  const cases: { zone: string; from: string; expressions: string[] }[] = [
+    {
+      zone: "America/New_York",
+      from: "2030-03-09T00:00:00Z",
+      expressions: ["*/30 2 * * *", "30 1 * * *", "0 3 * * *", "15 2,3 * * *", "*/45 * * * *"],
+    },
+    {
+      zone: "America/New_York",
+      from: "2030-11-02T00:00:00Z",
+      expressions: ["*/30 2 * * *", "30 1 * * *", "0 3 * * *", "15 1,2 * * *", "*/45 * * * *"],
+    },
+    {
+      zone: "Australia/Lord_Howe",
+      from: "2030-04-06T00:00:00Z",
+      expressions: ["*/15 1,2 * * *", "45 1 * * 0"],
+    },
+    { zone: "Australia/Lord_Howe", from: "2030-10-05T00:00:00Z", expressions: ["*/15 2 * * *", "0 3 * * *"] },
+    {
+      zone: "Europe/Berlin",
+      from: "2030-03-29T00:00:00Z",
+      expressions: ["30 2 * * *", "0 9 * * 0", "0 0 L * *"],
+    },
+    {
+      zone: "Asia/Kolkata",
+      from: "2030-01-30T00:00:00Z",
+      expressions: ["0 3 L * *", "0 0 1 * *", "*/7 23 * * *"],
+    },
+  ];
+  for (const { zone, from, expressions } of cases) {
+    for (const expression of expressions) {
+      it(`${expression} in ${zone} from ${from}: the first match a minute-by-minute scan finds`, async () => {
+        const schedule = new CronSchedule(expression, zone);
+        onTestFinished(() => schedule.dispose());
+        const start = at(from);
+        const matches = everyMatch(schedule, start, start + 3 * 86_400_000, 60);
+        expect(matches.length).toBeGreaterThan(0);
+        // From every 16 min 53 s over the first two days (the answer is always within the scan).
+        for (let t = start; t < start + 2 * 86_400_000; t += 1_013_000) {
+          const expected = matches.find((m) => m > t);
+          if (expected === undefined) continue;
+          expect(new Date(schedule.nextAfter(t) ?? 0).toISOString(), new Date(t).toISOString()).toBe(
+            new Date(expected).toISOString(),
+          );
+        }
+      });
+    }
+  }
+
+  it("finds seconds in a repeated hour (New York, 2030-11-03: 01:59 happens twice)", async () => {
+    const schedule = new CronSchedule("*/20 59 1 * * *", "America/New_York");
+    onTestFinished(() => schedule.dispose());
+    const start = at("2030-11-03T05:00:00Z");
+    const matches = everyMatch(schedule, start, start + 3 * 3_600_000, 1);
+    expect(matches).toHaveLength(6);
+    for (let t = start; t < matches.at(-1)!; t += 97_000) {
+      expect(schedule.nextAfter(t)).toBe(matches.find((m) => m > t));
+    }
+  });
+
+  it("returns null when nothing matches within the horizon", async () => {
+    const schedule = new CronSchedule("0 0 29 2 1", "UTC"); // 29 February on a Monday: not 2030-2039
+    onTestFinished(() => schedule.dispose());
+    expect(schedule.nextAfter(at("2030-01-01T00:00:00Z"))).toBeNull();
+  });
 });
