@@ -39,8 +39,15 @@ import { realScheduler, type Cancel, type Scheduler } from "./scheduler.js";
 import type { DesiredSource } from "./sources/types.js";
 import { CronTrigger } from "./triggers/cron.js";
 import { IntervalTrigger } from "./triggers/interval.js";
-import { type BackoffOptions, type LoopState, RunQueue, type StepOutcome } from "./triggers/run-queue.js";
-import type { Trigger, TriggerReason } from "./triggers/types.js";
+import {
+  type BackoffOptions,
+  type HeldBy,
+  type LoopState,
+  type QueuedRun,
+  RunQueue,
+  type StepOutcome,
+} from "./triggers/run-queue.js";
+import type { PendingTrigger, Trigger, TriggerReason } from "./triggers/types.js";
 import { WatchTrigger } from "./triggers/watch.js";
 
 export * from "./daemon/run-record.js";
@@ -90,6 +97,29 @@ export { engineRotationRunner, type RotationRunner } from "./daemon/rotation-run
 export interface Readiness {
   ready: boolean;
   reason: string | null;
+}
+
+/**
+ * `/status` `queue`: what the daemon holds to do, as positive evidence. Idle means `running` false,
+ * `next_run` null, `pending_triggers` empty and `runs_started` equal to `runs_finished`, all read in
+ * one answer (the daemon computes it in one synchronous call, so no run can start or end between
+ * its fields). Never a secret: reasons, times and counts only.
+ */
+export interface QueueStatus {
+  /** A run is in flight. */
+  running: boolean;
+  /** The run requested but not started, or null when nothing is requested. */
+  next_run: { reasons: TriggerReason[]; held_by: HeldBy; starts_at: string | null } | null;
+  /** Requests triggers are about to make (a file-watch debounce settling, a git poll checking). */
+  pending_triggers: {
+    trigger: string;
+    kind: PendingTrigger["kind"];
+    events: number;
+    due_at: string | null;
+  }[];
+  /** Runs this process started and finished (`run --once` included); equal unless one is in flight. */
+  runs_started: number;
+  runs_finished: number;
 }
 
 /** Notified of everything metrics count. Implemented by src/server/metrics.ts. */
@@ -159,6 +189,7 @@ export class Daemon {
   #interval: IntervalTrigger | null = null;
   #cron: CronTrigger | null = null;
   #nextId = 1;
+  #runsFinished = 0;
   #current: RunRecord | null = null;
   #last: RunRecord | null = null;
   #history: RunHistoryEntry[] = [];
@@ -281,6 +312,29 @@ export class Daemon {
     return this.#queue.state;
   }
 
+  /** What the daemon holds to do (see {@link QueueStatus}). */
+  queueStatus(): QueueStatus {
+    return {
+      running: this.#queue.running || this.#current !== null,
+      next_run: nextRunStatus(this.#queue.queued),
+      pending_triggers: this.#triggers.flatMap((t) => {
+        const pending = t.pending?.() ?? null;
+        return pending
+          ? [
+              {
+                trigger: pending.trigger,
+                kind: pending.kind,
+                events: pending.events,
+                due_at: isoOrNull(pending.dueAt),
+              },
+            ]
+          : [];
+      }),
+      runs_started: this.#nextId - 1,
+      runs_finished: this.#runsFinished,
+    };
+  }
+
   /** Everything `/status` shows. Never a secret: records hold names, ids, codes and messages. */
   status(): Record<string, unknown> {
     const statuses = this.#rotation?.statuses ?? [];
@@ -297,6 +351,7 @@ export class Daemon {
       applied_revision: this.#appliedRevision,
       seen_revision: this.#seenRevision,
       loop: loopStatus(this.#queue.state),
+      queue: this.queueStatus(),
       consecutive_failures: this.#queue.consecutiveFailures,
       retry_at: isoOrNull(this.#queue.backoffUntil),
       next_interval_run_at: isoOrNull(this.#interval?.nextAt ?? null),
@@ -607,6 +662,7 @@ export class Daemon {
     record.result = result;
     const outcome = outcomeOf(record, this.#clock.now());
     this.#last = record;
+    this.#runsFinished += 1;
     this.#history = pushHistory(this.#history, historyEntry(record, outcome));
     if (result === "ok" || result === "partial") {
       this.#lastSuccess = { finished: record.finished as string, revision: record.revision };
@@ -649,6 +705,12 @@ function loopStatus(loop: LoopState): Record<string, string> {
     case "stalled":
       return { state: "stalled", since: new Date(loop.since).toISOString(), reason: loop.reason };
   }
+}
+
+/** `/status` `queue.next_run`: the held run with its start time as an ISO string. */
+function nextRunStatus(queued: QueuedRun | null): QueueStatus["next_run"] {
+  if (!queued) return null;
+  return { reasons: queued.reasons, held_by: queued.heldBy, starts_at: isoOrNull(queued.startsAt) };
 }
 
 /** Waits `ms` on the loop's scheduler; rejects with the signal's reason when it aborts. */

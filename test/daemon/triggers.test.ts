@@ -8,7 +8,7 @@ import { IntervalTrigger, jitteredMs } from "../../src/engine/triggers/interval.
 import { backoffMs, RunQueue, type StepOutcome } from "../../src/engine/triggers/run-queue.js";
 import type { TriggerReason } from "../../src/engine/triggers/types.js";
 import { WatchTrigger } from "../../src/engine/triggers/watch.js";
-import { ManualScheduler } from "../helpers/clock.js";
+import { ManualScheduler, settle } from "../helpers/clock.js";
 import { eventually, tempDir } from "./support.js";
 
 /** A step whose runs the test releases one at a time, each with the outcome it is given. */
@@ -164,6 +164,48 @@ describe("RunQueue (manual clock)", () => {
     expect(queue.state).toEqual({ state: "idle" });
   });
 
+  it("reports the run it holds: its reasons, what holds it and when it starts; null once it ran", async () => {
+    const { step, releaseRun } = gatedStep();
+    const clock = new ManualScheduler();
+    const queue = new RunQueue({
+      step,
+      logger: silentLogger,
+      backoff: { baseMs: 60_000, capMs: 60_000 },
+      scheduler: clock,
+    });
+    expect(queue.queued).toBeNull();
+    queue.request("startup");
+    expect(queue.queued).toBeNull(); // started at once: nothing held
+    queue.request("webhook");
+    queue.request("interval");
+    expect(queue.queued).toEqual({ reasons: ["webhook", "interval"], heldBy: "running", startsAt: null });
+    await releaseRun(TRANSIENT);
+    // The follow-up started at once (a webhook is news); it fails too: the retry waits the backoff.
+    await releaseRun(TRANSIENT);
+    await queue.idle();
+    expect(queue.queued).toEqual({ reasons: ["retry"], heldBy: "backoff", startsAt: clock.now() + 60_000 });
+    queue.request("interval");
+    expect(queue.queued?.reasons).toEqual(["retry", "interval"]);
+    await clock.advance(60_000);
+    expect(queue.queued).toBeNull();
+    await releaseRun({ kind: "wait", reason: "E_STATE_LOCKED", untilMs: clock.now() + 7_000 });
+    await queue.idle();
+    expect(queue.queued).toEqual({ reasons: ["retry"], heldBy: "waiting", startsAt: clock.now() + 7_000 });
+    await clock.advance(7_000);
+    await releaseRun(REVOKED);
+    await queue.idle();
+    queue.request("interval");
+    expect(queue.queued).toEqual({ reasons: ["interval"], heldBy: "stalled", startsAt: null });
+    queue.request("watch");
+    expect(queue.queued).toBeNull(); // new input ends the stall: the run started
+    await releaseRun();
+    await queue.idle();
+    expect(queue.queued).toBeNull();
+    await queue.close();
+    queue.request("interval");
+    expect(queue.queued).toBeNull();
+  });
+
   it("computes capped exponential delays", () => {
     const options = { baseMs: 1_000, capMs: 8_000 };
     expect([0, 1, 2, 3, 4, 5, 50].map((n) => backoffMs(n, options))).toEqual([
@@ -201,6 +243,27 @@ describe("IntervalTrigger (manual clock)", () => {
     await clock.advance(600_000);
     expect(ticks).toHaveLength(2);
     expect(clock.pending).toBe(0);
+  });
+
+  it("reports a tick whose check is still running (a git poll asking the remote) as pending", async () => {
+    const clock = new ManualScheduler();
+    let answer: (() => void) | null = null;
+    const trigger = new IntervalTrigger({
+      name: "git-poll",
+      seconds: 60,
+      jitter: 0,
+      onTick: () => new Promise<void>((resolve) => (answer = resolve)),
+      logger: silentLogger,
+      scheduler: clock,
+    });
+    await trigger.start();
+    expect(trigger.pending()).toBeNull();
+    await clock.advance(60_000);
+    expect(trigger.pending()).toEqual({ trigger: "git-poll", kind: "check", dueAt: null, events: 0 });
+    (answer as unknown as () => void)();
+    await settle();
+    expect(trigger.pending()).toBeNull();
+    await trigger.stop();
   });
 });
 
@@ -271,8 +334,16 @@ describe("WatchTrigger (manual clock for the debounce and the root check)", () =
       await writeFile(join(dir, "first.yaml"), "clients: []\n");
       await eventually(async () => (w.trigger.pendingEvents > 0 ? true : undefined), 10_000);
       expect(w.calls).toEqual([]); // the clock has not moved: the debounce has not ended
+      // The burst is reported pending, due when the debounce ends (events are timed on the clock).
+      expect(w.trigger.pending()).toEqual({
+        trigger: "watch",
+        kind: "debounce",
+        dueAt: w.clock.now() + 150,
+        events: 1,
+      });
       await w.clock.advance(150);
       expect(w.calls).toEqual([1]);
+      expect(w.trigger.pending()).toBeNull();
       await Promise.all(
         Array.from({ length: 100 }, (_, i) => writeFile(join(dir, `f${i}.yaml`), "clients: []\n")),
       );

@@ -28,11 +28,19 @@ export const DAY = 86_400;
 
 export type KillMode = "before" | "hold" | "after";
 
-/** Where the proxy kills the child: request `k` of the run, in `mode`, `delayMs` after the answer. */
+/**
+ * What a kill point's `k` counts: every request; writes only (POST, PATCH, DELETE); or secret
+ * operations only (`POST .../rotate_secret`, a new secret minted, and `DELETE .../rotate_secret`, an
+ * old one deleted after its grace).
+ */
+export type KillOn = "request" | "write" | "rotate-secret";
+
+/** Where the proxy kills the child: request `k` of the run as {@link KillOn} counts, in `mode`, `delayMs` after the answer. */
 export interface KillPlan {
   k: number;
   mode: KillMode;
   delayMs: number;
+  on?: KillOn;
 }
 
 /** Forwards the child's API calls to the emulator and kills the child at the planned point. */
@@ -40,6 +48,8 @@ export class KillProxy {
   readonly #server: Server;
   readonly #upstream: string;
   #count = 0;
+  #writes = 0;
+  #secretOps = 0;
   #plan: KillPlan | null = null;
   #child: ChildProcess | null = null;
   #inflight = new Set<Promise<void>>();
@@ -63,8 +73,10 @@ export class KillProxy {
     return `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}/client/v4`;
   }
 
-  arm(child: ChildProcess, plan: KillPlan): void {
+  arm(child: ChildProcess, plan: KillPlan | null): void {
     this.#count = 0;
+    this.#writes = 0;
+    this.#secretOps = 0;
     this.#plan = plan;
     this.#child = child;
     this.killed = false;
@@ -73,6 +85,19 @@ export class KillProxy {
 
   get requests(): number {
     return this.#count;
+  }
+
+  /**
+   * Writes (POST, PATCH, DELETE) the child sent this run, counted as they arrive: those the kill
+   * stopped before the emulator included, so a life killed at its first write counts as one that wrote.
+   */
+  get writes(): number {
+    return this.#writes;
+  }
+
+  /** Secret operations (`.../rotate_secret`, POST or DELETE) the child sent this run. */
+  get secretOps(): number {
+    return this.#secretOps;
   }
 
   /** Waits until every forwarded request has settled at the emulator: the state is quiescent. */
@@ -87,10 +112,15 @@ export class KillProxy {
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const n = ++this.#count;
+    const write = (req.method ?? "GET") !== "GET";
+    const w = write ? ++this.#writes : 0;
+    const secret = write && /\/rotate_secret(\?|$)/.test(req.url ?? "");
+    const o = secret ? ++this.#secretOps : 0;
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const plan = this.#plan;
-    const hit = plan !== null && n === plan.k && !this.killed;
+    const counted = { request: n, write: w, "rotate-secret": o }[plan?.on ?? "request"];
+    const hit = plan !== null && !this.killed && counted === plan.k;
     if (this.killed) return void res.destroy();
     if (hit && plan.mode === "before") return this.#kill(res);
     const headers: Record<string, string> = {};
@@ -160,6 +190,18 @@ export interface CrashRunSpec {
    * has not. Such a kill lands wherever the process is (often idle between runs); it is counted.
    */
   guardMs?: number;
+  /** What the proxy's kill point `k` counts: every request (default) or writes only. */
+  killOn?: KillOn;
+  /** The kill point `k` itself, instead of one drawn up to `kmax` (mode and delay are still drawn). */
+  killK?: number;
+  /** No kill at a request at all this run: only {@link killAtLine} (or the guard) ends it. */
+  noProxyKill?: boolean;
+  /**
+   * For the daemon: its JSON log lines (stdout) are read, and the first one this accepts SIGKILLs it
+   * unless the proxy has already: a kill at a point the process reports reaching (a run finished),
+   * rather than at a time. Counted in `lineKills`.
+   */
+  killAtLine?: (line: Record<string, unknown>) => boolean;
 }
 
 /**
@@ -208,6 +250,8 @@ export class CrashLane {
   kills = 0;
   /** Kills by the guard timer rather than the proxy (a daemon past its kill point). */
   guardKills = 0;
+  /** Kills at a log line (`CrashRunSpec.killAtLine`) rather than at a request. */
+  lineKills = 0;
   runs = 0;
   recovers = 0;
   /** Runs and kills per label (the verb unless the chooser names the run otherwise). */
@@ -316,12 +360,17 @@ export class CrashLane {
   async crashRun(): Promise<void> {
     this.runs += 1;
     this.clean = false;
-    const { kind, args, label = kind, guardMs } = await this.#chooser(this);
-    const plan: KillPlan = {
-      k: 1 + Math.floor(this.random() * (this.kmax.get(label) ?? 6)),
-      mode: (["before", "hold", "after"] as const)[Math.floor(this.random() * 3)] ?? "hold",
-      delayMs: Math.floor(this.random() * 15),
-    };
+    const spec = await this.#chooser(this);
+    const { kind, args, label = kind, guardMs, killAtLine } = spec;
+    const on = spec.killOn ?? "request";
+    const plan: KillPlan | null = spec.noProxyKill
+      ? null
+      : {
+          k: spec.killK ?? 1 + Math.floor(this.random() * (this.kmax.get(label) ?? 6)),
+          mode: (["before", "hold", "after"] as const)[Math.floor(this.random() * 3)] ?? "hold",
+          delayMs: Math.floor(this.random() * 15),
+          ...(on !== "request" ? { on } : {}),
+        };
     const before = kind === "plan" ? await this.#fingerprintFiles() : null;
     const cli = program({ clockOffset: this.offset });
     const child = spawn(process.execPath, [...cli.args, kind, "-c", this.ws.config, ...args], {
@@ -331,12 +380,34 @@ export class CrashLane {
         ...this.ws.env({ baseUrl: this.proxyUrl }),
         ...cli.env,
       },
-      stdio: ["ignore", "ignore", "pipe"],
+      stdio: ["ignore", killAtLine ? "pipe" : "ignore", "pipe"],
     });
     let stderr = "";
     child.stderr?.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
     const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
     this.proxy.arm(child, plan);
+    let lined = false;
+    if (killAtLine) {
+      let pending = "";
+      child.stdout?.setEncoding("utf8");
+      child.stdout?.on("data", (chunk: string) => {
+        pending += chunk;
+        let nl: number;
+        while ((nl = pending.indexOf("\n")) >= 0) {
+          const text = pending.slice(0, nl);
+          pending = pending.slice(nl + 1);
+          let line: Record<string, unknown>;
+          try {
+            line = JSON.parse(text) as Record<string, unknown>;
+          } catch {
+            continue;
+          }
+          if (this.proxy.killed || lined || !killAtLine(line)) continue;
+          lined = true;
+          void this.proxy.kill();
+        }
+      });
+    }
     let guarded = false;
     const guard =
       guardMs === undefined
@@ -350,20 +421,29 @@ export class CrashLane {
     await this.proxy.settle();
     this.events.push(
       `run ${this.runs} ${kind} ${args.join(" ")} offset=${this.offset} plan=${JSON.stringify(plan)} ` +
-        `requests=${this.proxy.requests} killed=${this.proxy.killed}${guarded ? " (guard)" : ""} code=${code}`,
+        `requests=${this.proxy.requests} writes=${this.proxy.writes} killed=${this.proxy.killed}` +
+        `${guarded ? " (guard)" : ""}${lined ? " (at line)" : ""} code=${code}`,
     );
     const counts = this.tally.get(label) ?? { runs: 0, kills: 0 };
     this.tally.set(label, counts);
     counts.runs += 1;
+    const counted = {
+      request: this.proxy.requests,
+      write: this.proxy.writes,
+      "rotate-secret": this.proxy.secretOps,
+    }[on];
     if (this.proxy.killed) {
       this.kills += 1;
       counts.kills += 1;
       if (guarded) this.guardKills += 1;
-      // After a guard kill the process had made all its requests: aim within them next time.
-      this.kmax.set(label, guarded ? Math.max(1, this.proxy.requests) : (this.kmax.get(label) ?? 6) + 1);
+      if (lined) this.lineKills += 1;
+      // After a guard or line kill the process had made all its requests: aim within them next time.
+      // (A kill point the chooser set itself leaves the range alone.)
+      if (plan !== null && spec.killK === undefined)
+        this.kmax.set(label, guarded || lined ? Math.max(1, counted) : (this.kmax.get(label) ?? 6) + 1);
     } else {
       expect(stderr.includes("Error:") && code !== 0 && code !== 1, stderr).toBe(false);
-      this.kmax.set(label, Math.max(1, this.proxy.requests));
+      if (spec.killK === undefined) this.kmax.set(label, Math.max(1, counted));
     }
     if (before) {
       expect(

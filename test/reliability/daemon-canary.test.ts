@@ -16,7 +16,7 @@ import {
 } from "../daemon/support.js";
 import { ACCOUNT_A, ACCOUNT_B, startTestEmulator, WRITE_TOKEN } from "../helpers/emulator.js";
 import { leaks } from "../rotation/support.js";
-import { pushBody, SecretWatch, serveGitOverHttp, sign, sleep } from "./daemon-support.js";
+import { pushBody, SecretWatch, serveGitOverHttp, sign } from "./daemon-support.js";
 import { scaled } from "./support.js";
 
 /**
@@ -69,15 +69,26 @@ describe("daemon secret canary (real process, trace logs)", () => {
       env: { LOG_LEVEL: "trace" },
     });
 
-    // Every endpoint's answers, captured all along.
+    // Every endpoint's answers, captured at each run's start and end (where /status changes: the
+    // run in flight, its record, the queue), driven by the daemon's log rather than a timer, so
+    // every run is covered however slow the machine is.
     const captures: { where: string; text: string }[] = [];
+    const captured = new Set<LogLine>();
+    const boundary = (l: LogLine) =>
+      l.component === "daemon" &&
+      typeof l.msg === "string" &&
+      (l.msg === "run started" || l.msg.startsWith("run finished"));
     let capturing = true;
     const capture = (async () => {
       while (capturing) {
+        const line = await daemon
+          .waitForLine((l) => boundary(l) && !captured.has(l), 1_000)
+          .catch(() => null);
+        if (!line) continue;
+        captured.add(line);
         for (const path of ["/status", "/metrics", "/readyz", "/healthz"]) {
           captures.push({ where: path, text: (await daemon.get(path)).text });
         }
-        await sleep(150);
       }
     })();
     const finished = (revision: string) => (l: LogLine) =>
@@ -133,6 +144,12 @@ describe("daemon secret canary (real process, trace logs)", () => {
       20_000,
       "delta's secret in the sink",
     );
+    // The last run's end is captured too: every run boundary so far got its captures.
+    await eventually(
+      async () => (daemon.lines.filter(boundary).every((l) => captured.has(l)) ? true : undefined),
+      20_000,
+      "a capture after every run boundary",
+    );
     capturing = false;
     await capture;
     expect(await daemon.stop("SIGTERM")).toBe(0);
@@ -144,7 +161,8 @@ describe("daemon secret canary (real process, trace logs)", () => {
     const rotated = files.reduce((n, f) => n + (watch.history.get(f)?.length ?? 0), 0);
     console.info(
       `daemon canary: ${clientSecrets.length} client secrets (${rotated} through 3 rotated sinks), ` +
-        `${daemon.lines.length} log lines, ${captures.length} endpoint answers, ` +
+        `${daemon.lines.length} log lines, ${captures.length} endpoint answers at ${captured.size} run ` +
+        `boundaries, ` +
         `${watch.snapshots.length} state file versions searched`,
     );
     expect(clientSecrets.length).toBeGreaterThanOrEqual(3 * (ROUNDS + 1) + 1);

@@ -27,13 +27,23 @@ import { CHAOS, dumpClients, scaled, seedFor } from "./support.js";
  * The daemon crash loop: `cf-oauth-gitops run` as a real process, SIGKILLed again and again (at least
  * 10 kills in `npm test`, 100 under `npm run chaos`) while it reconciles a growing desired state
  * (creates) and while its rotation schedule (every second) rotates secrets and deletes old ones, then
- * restarted on what the previous one left. Two accounts, one lane each, in parallel. Each life of
- * the daemon is killed at a seeded point: request k of its life through the kill proxy of
- * test/helpers/crash-harness.ts (before the request reaches the emulator, after the emulator committed
- * it but before the answer arrives, or just after the answer, inside the journal and sink writes), or
- * by a seeded timer when the proxy has not killed it first. The emulator answers slowly (latency), so
- * runs take a while. Between lives the clock moves on (a moved clock, test/helpers/program.ts, 0.4 to 1.3 days
- * against `every: 1d`, `grace: 12h`), so rotations and deletions fall due in later lives.
+ * restarted on what the previous one left. Two accounts, one lane each, in parallel.
+ *
+ * Every kill point is one the daemon reaches, never a time, so the test proves the same on a loaded
+ * machine as on an idle one. Each life changes the desired state (two new clients, or a new redirect
+ * URI for one: a create or a PATCH it must send) and is killed at a seeded write of its life through
+ * the kill proxy of test/helpers/crash-harness.ts: before the write reaches the emulator, after the
+ * emulator committed it but before the answer arrives, or just after the answer, inside the journal
+ * and sink writes. A life aims at a write its own change needs (always reached), at a secret
+ * operation (a rotation's mint, or an old secret's delete after grace; reached when one is due), or
+ * at any write up to what lives send; a life that reaches rest first (its log says a rotation run
+ * finished, after at least one write) is killed there. Per lane, one seeded life is killed only at
+ * rest (its clients are published) and another at a write of its own change. So, by construction,
+ * every kill lands in a life that sent a write, some land at a write, and the last daemon has secrets
+ * to rotate. A timer is only a failsafe: a life that reaches neither point fails the test. The
+ * emulator answers slowly (latency), so runs take a while. Between lives the clock moves on (a moved
+ * clock, test/helpers/program.ts, 0.4 to 1.3 days against `every: 1d`, `grace: 12h`), so rotations
+ * and deletions fall due in later lives.
  *
  * Checked after every kill: no duplicate client name in the emulator; every secret the sink ever held
  * is still accepted while it is current or within its successor's grace (the lane's grace check).
@@ -53,24 +63,75 @@ const CLIENT_CAP = scaled(6, 12);
 const LATENCY_MS = 40;
 const GRACE_SECONDS = 12 * 3600;
 
+/** A life that reaches neither its write nor rest in this long has gone wrong: the test fails. */
+const FAILSAFE_MS = 90_000;
+
 type Status = {
   running: unknown;
   last_run: RunRecord | null;
   rotation: { clients: ClientRotationStatus[] };
 };
 
-/** Every life: maybe two more clients, the clock on by 0.4 to 1.3 days, killed within 2.5 to 7 s. */
+/**
+ * Where a life aims its kill: at a write its own change needs (always reached), at its first or
+ * second secret operation (a rotation's mint or an old secret's delete, reached when one is due), or
+ * at any write up to what lives send (the harness's `kmax`, from the lives before).
+ */
+const AIMS = ["change", "secret", "anywhere"] as const;
+
+/**
+ * Per lane (by `lane.runs`, drawn from the lane's seed): the life killed only at rest, and the life
+ * surely killed at a write of its own change.
+ */
+const chosenLives = new WeakMap<CrashLane, { rest: number; write: number }>();
+
+/**
+ * The daemon's report that a life's work is done: a run the rotation schedule asked for finished
+ * (it reconciled, then rotated what was due), after the life sent at least one write.
+ */
+const atRest = (lane: CrashLane) => (l: Record<string, unknown>) =>
+  l["component"] === "daemon" &&
+  typeof l["msg"] === "string" &&
+  l["msg"].startsWith("run finished") &&
+  (l["result"] === "ok" || l["result"] === "partial") &&
+  Array.isArray(l["reasons"]) &&
+  (l["reasons"] as string[]).includes("rotation") &&
+  lane.proxy.writes > 0;
+
+/**
+ * Every life: two more clients (below the cap, or at random) or a new redirect URI for one, so the
+ * life has a write to send; the clock on by 0.4 to 1.3 days; killed at a seeded write, or at rest.
+ */
 async function daemonLife(lane: CrashLane): Promise<CrashRunSpec> {
+  // The writes this life's own change needs: a create per new name (a name never seen before), or
+  // the PATCH of the new redirect URI (a create, if the client's own create was cut).
+  let needed: number;
   if (lane.names.length === 0 || (lane.names.length < CLIENT_CAP && lane.random() < 0.5)) {
     lane.names.push(`c${lane.runs}a`, `c${lane.runs}b`);
-    await lane.writeDesired();
+    needed = 2;
+  } else {
+    const name = lane.pick();
+    lane.versions.set(name, (lane.versions.get(name) ?? 0) + 1);
+    needed = 1;
   }
+  await lane.writeDesired();
   lane.advanceClock(0.4, 1.3);
+  const chosen = chosenLives.get(lane);
+  const aim = chosen?.write === lane.runs ? "change" : AIMS[Math.floor(lane.random() * AIMS.length)];
+  const kill: Pick<CrashRunSpec, "killOn" | "killK"> =
+    aim === "change"
+      ? { killOn: "write", killK: 1 + Math.floor(lane.random() * needed) }
+      : aim === "secret"
+        ? { killOn: "rotate-secret", killK: 1 + Math.floor(lane.random() * 2) }
+        : { killOn: "write" };
   return {
     kind: "run",
     args: ["--listen", "127.0.0.1:0"],
     label: "daemon",
-    guardMs: 2_500 + Math.floor(lane.random() * 4_500),
+    ...kill,
+    noProxyKill: chosen?.rest === lane.runs,
+    killAtLine: atRest(lane),
+    guardMs: FAILSAFE_MS,
   };
 }
 
@@ -233,8 +294,12 @@ describe("daemon crash loop (real process, SIGKILL)", () => {
             chooser: daemonLife,
           });
           await writeDaemonConfig(lane);
-          // A life makes a few dozen requests: aim the first kills anywhere among them.
-          lane.kmax.set("daemon", 24);
+          // A life sends a few writes (creates or a PATCH, then rotations and deletes): aim the first
+          // kills among them; the harness widens or narrows the range from what each life sent.
+          lane.kmax.set("daemon", 4);
+          const rest = 1 + Math.floor(lane.random() * KILLS_PER_LANE);
+          const write = 1 + ((rest + Math.floor(lane.random() * (KILLS_PER_LANE - 1))) % KILLS_PER_LANE);
+          chosenLives.set(lane, { rest, write });
           return lane;
         }),
       );
@@ -246,13 +311,25 @@ describe("daemon crash loop (real process, SIGKILL)", () => {
         lanes.map(async (lane) => {
           while (lane.kills < KILLS_PER_LANE && lane.runs < KILLS_PER_LANE * 3) {
             await lane.crashRun();
-            if (lane.proxy.forwarded.some((m) => m !== "GET")) writeKills += 1;
+            const life = `${lane.ws.accountId}: ${lane.events.at(-1)}`;
+            expect(lane.proxy.killed, `a life ended without a kill: ${life}`).toBe(true);
+            expect(life, "a life reached neither its write nor rest (the failsafe killed it)").not.toContain(
+              "(guard)",
+            );
+            expect(lane.proxy.writes, `a kill in a life that sent no write: ${life}`).toBeGreaterThan(0);
+            writeKills += 1;
             for (const op of await inFlight(lane)) cut[op] += 1;
             const dup = await duplicateNames(lane);
             expect(dup, `duplicate clients after: ${lane.events.at(-1)}`).toEqual([]);
             await recoverLost(lane);
           }
+          // The lane's rest-only life published its clients: the last daemon has secrets to rotate.
+          expect(lane.lineKills, `${lane.ws.accountId} never reached rest`).toBeGreaterThan(0);
           const before = await sinkSecrets(lane);
+          expect(
+            before.size,
+            `${lane.ws.accountId}: no client existed before the last daemon`,
+          ).toBeGreaterThan(0);
           await convergeWithDaemon(lane);
           // Everything was due: the last daemon rotated every client that already had a secret.
           const after = await sinkSecrets(lane);
@@ -266,19 +343,20 @@ describe("daemon crash loop (real process, SIGKILL)", () => {
       );
       const sum = (f: (l: CrashLane) => number) => lanes.reduce((n, l) => n + f(l), 0);
       const kills = sum((l) => l.kills);
-      const guardKills = sum((l) => l.events.filter((e) => e.includes("(guard)")).length);
+      const restKills = sum((l) => l.lineKills);
       const secrets = sum((l) => [...l.history.values()].reduce((m, h) => m + h.length, 0));
       const clients = sum((l) => l.names.length);
       console.info(
         `daemon crash loop (seed ${SEED}${CHAOS ? ", chaos" : ""}): ${kills} kills in ${sum((l) => l.runs)} lives ` +
-          `(${kills - guardKills} at a request through the proxy, ${guardKills} by timer; ${writeKills} in ` +
+          `(${kills - restKills} at a write through the proxy, ${restKills} at rest; ${writeKills} in ` +
           `lives that had sent a write; ${cut.create} cut a create, ${cut.rotate} a rotation ` +
           `between intent and publish); ${clients} clients, ${secrets} secrets published; ` +
           `${sum((l) => l.recovers)} lost rotation(s) (E_ROTATION_SECRET_LOST) recovered by the operator; ` +
           `the last daemon rotated ${rotatedAtEnd}`,
       );
       expect(kills).toBeGreaterThanOrEqual(KILLS);
-      expect(writeKills, "no kill landed in a life that wrote").toBeGreaterThan(0);
+      expect(writeKills, "every kill landed in a life that sent a write").toBe(kills);
+      expect(kills - restKills, "no kill landed at a write").toBeGreaterThan(0);
       expect(rotatedAtEnd, "no client existed before the last daemon").toBeGreaterThan(0);
     },
     scaled(240_000, 3_600_000),

@@ -6,7 +6,8 @@ import { type AddressInfo, connect } from "node:net";
 import { join, relative } from "node:path";
 import type { EmulatorHandle } from "../../src/emulator/index.js";
 import { filesUnder, LIST_ROUTE, stats } from "../e2e/support.js";
-import { type DaemonProcess, parsePrometheusText, WEBHOOK_SECRET } from "../daemon/support.js";
+import { type DaemonProcess, eventually, parsePrometheusText, WEBHOOK_SECRET } from "../daemon/support.js";
+import { control } from "../helpers/emulator.js";
 
 /**
  * Pieces shared by the daemon reliability suites (webhook-abuse, daemon-crash, daemon-canary): what
@@ -37,18 +38,29 @@ export async function metric(
     .reduce((n, s) => n + s.value, 0);
 }
 
+/** `/status` `queue` (src/engine/daemon.ts `QueueStatus`): what the daemon holds to do. */
+export interface QueueState {
+  running: boolean;
+  next_run: { reasons: string[]; held_by: string; starts_at: string | null } | null;
+  pending_triggers: { trigger: string; kind: string; events: number; due_at: string | null }[];
+  runs_started: number;
+  runs_finished: number;
+}
+
 /** Everything that moves when the daemon starts a run or calls the API. */
 export interface Activity {
-  /** `run started` log lines. */
+  /** `/status` `queue.runs_started` and `runs_finished`. */
   started: number;
-  /** `run finished...` log lines. */
   finished: number;
   /** `cf_oauth_gitops_runs_total`, all results. */
   runs: number;
   /** `cf_oauth_gitops_triggers_total{reason="webhook"}`. */
   webhookTriggers: number;
-  /** `/status`: a run in flight, and the id of the last finished one. */
+  /** `/status`: a run in flight, a run requested and not started, triggers about to request. */
   running: boolean;
+  queued: boolean;
+  pendingTriggers: number;
+  /** The id of the last finished run. */
   lastRunId: number | null;
   /** Requests the emulator counted (every route under /client/v4). */
   api: number;
@@ -56,19 +68,30 @@ export interface Activity {
   lists: number;
 }
 
-const isDaemonLine = (msg: string) => (l: { component?: string; msg?: string }) =>
-  l.component === "daemon" && typeof l.msg === "string" && l.msg.startsWith(msg);
+interface StatusView {
+  queue: QueueState;
+  last_run: { id: number } | null;
+}
 
-/** A snapshot of {@link Activity}. */
+/** A snapshot of {@link Activity}, the daemon's part read off one `/status`. */
 export async function activity(daemon: DaemonProcess, emu: EmulatorHandle): Promise<Activity> {
-  const status = (await daemon.get<{ running: unknown; last_run: { id: number } | null }>("/status")).body;
+  return activityFrom(daemon, emu, (await daemon.get<StatusView>("/status")).body);
+}
+
+async function activityFrom(
+  daemon: DaemonProcess,
+  emu: EmulatorHandle,
+  status: StatusView,
+): Promise<Activity> {
   const s = await stats(emu);
   return {
-    started: daemon.lines.filter(isDaemonLine("run started")).length,
-    finished: daemon.lines.filter(isDaemonLine("run finished")).length,
+    started: status.queue.runs_started,
+    finished: status.queue.runs_finished,
     runs: await metric(daemon, "cf_oauth_gitops_runs_total"),
     webhookTriggers: await metric(daemon, "cf_oauth_gitops_triggers_total", { reason: "webhook" }),
-    running: status.running !== null,
+    running: status.queue.running,
+    queued: status.queue.next_run !== null,
+    pendingTriggers: status.queue.pending_triggers.length,
     lastRunId: status.last_run?.id ?? null,
     api: s.total,
     lists: s.by_route[LIST_ROUTE] ?? 0,
@@ -76,25 +99,48 @@ export async function activity(daemon: DaemonProcess, emu: EmulatorHandle): Prom
 }
 
 /**
- * Waits until no run is in flight and every started run has finished, twice in a row `quietMs`
- * apart (a follow-up run starts in the same tick the previous one ends, so one look can miss it).
+ * True when the daemon says, in one status, that it holds nothing to do: no run in flight, none
+ * requested, no trigger about to request one, and every run it started finished. From there only
+ * new input (a webhook, a file change, a timer firing) can start a run.
+ */
+export function isIdle(queue: QueueState): boolean {
+  return (
+    !queue.running &&
+    queue.next_run === null &&
+    queue.pending_triggers.length === 0 &&
+    queue.runs_started === queue.runs_finished
+  );
+}
+
+/**
+ * Waits for positive evidence of idleness: one `/status` whose `queue` is idle ({@link isIdle}),
+ * then the emulator reporting no API request in flight (a request a client gave up on is still
+ * counted once it ends), and returns the activity as of then. No "quiet for a while": the daemon's
+ * own account says nothing is left, so the counts read after it are final until new input.
  */
 export async function waitIdle(
   daemon: DaemonProcess,
   emu: EmulatorHandle,
-  { quietMs = 300, timeoutMs = 60_000 } = {},
+  { timeoutMs = 60_000 } = {},
 ): Promise<Activity> {
   const deadline = Date.now() + timeoutMs;
-  let previous: Activity | null = null;
   for (;;) {
-    const now = await activity(daemon, emu);
-    const idle = !now.running && now.started === now.finished;
-    if (idle && previous && previous.started === now.started && previous.api === now.api) return now;
-    previous = idle ? now : null;
-    if (Date.now() > deadline) {
-      throw new Error(`the daemon did not go idle: ${JSON.stringify(now)}\n${daemon.output().slice(-3000)}`);
+    const status = (await daemon.get<StatusView>("/status")).body;
+    if (isIdle(status.queue)) {
+      await eventually(
+        async () =>
+          (await control<{ requests: number }>(emu, "GET", "in-flight")).requests === 0 ? true : undefined,
+        Math.max(1_000, deadline - Date.now()),
+        "no API request in flight at the emulator",
+      );
+      return activityFrom(daemon, emu, status);
     }
-    await sleep(quietMs);
+    if (Date.now() > deadline) {
+      throw new Error(
+        `the daemon did not go idle: ${JSON.stringify(status.queue)}\n${daemon.output().slice(-3000)}`,
+      );
+    }
+    await sleep(100);
   }
 }
 

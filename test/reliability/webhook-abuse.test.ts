@@ -278,7 +278,7 @@ describe("daemon webhook under abuse (real process, git source, two accounts)", 
       }),
     );
     expect(answers.map((a) => a.status)).toEqual(answers.map(() => 202));
-    const after = await waitIdle(daemon, emu, { quietMs: 500, timeoutMs: 90_000 });
+    const after = await waitIdle(daemon, emu, { timeoutMs: 90_000 });
     const runs = after.started - before.started;
     const lists = after.lists - before.lists;
     console.info(`webhook flood: ${FLOOD} accepted deliveries -> ${runs} run(s), ${lists} list call(s)`);

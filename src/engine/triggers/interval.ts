@@ -1,6 +1,6 @@
 import type { Logger } from "../../log.js";
 import { realScheduler, type Cancel, type Scheduler } from "../scheduler.js";
-import type { Trigger } from "./types.js";
+import type { PendingTrigger, Trigger } from "./types.js";
 
 /** ±10 %: enough that replicas and restarts drift apart instead of hitting the API together. */
 export const DEFAULT_JITTER = 0.1;
@@ -40,6 +40,7 @@ export class IntervalTrigger implements Trigger {
   #cancel: Cancel | null = null;
   #nextAt: number | null = null;
   #stopped = true;
+  #ticking = false;
 
   constructor(options: IntervalTriggerOptions) {
     this.name = options.name;
@@ -55,6 +56,14 @@ export class IntervalTrigger implements Trigger {
   /** When the next tick is due (epoch ms), or null when stopped. */
   get nextAt(): number | null {
     return this.#nextAt;
+  }
+
+  /**
+   * A tick whose work is still running (a git poll's `ls-remote`): its answer may request a run. A
+   * tick that requests at once (the backstop interval) is never seen pending.
+   */
+  pending(): PendingTrigger | null {
+    return this.#ticking ? { trigger: this.name, kind: "check", dueAt: null, events: 0 } : null;
   }
 
   /** Restarts the countdown from now. */
@@ -77,6 +86,7 @@ export class IntervalTrigger implements Trigger {
 
   async #tick(): Promise<void> {
     this.#cancel = null;
+    this.#ticking = true;
     try {
       await this.#options.onTick();
     } catch (error) {
@@ -84,6 +94,8 @@ export class IntervalTrigger implements Trigger {
         { trigger: this.name, error: (error as Error).message },
         "trigger tick failed",
       );
+    } finally {
+      this.#ticking = false;
     }
     if (!this.#stopped && this.#cancel === null) this.#schedule();
   }

@@ -36,6 +36,24 @@ export type LoopState =
   | { state: "waiting"; until: number; reason: string }
   | { state: "stalled"; since: number; reason: string };
 
+/**
+ * Why a requested run has not started yet, for `/status` `queue.next_run` (what the queue holds, so a
+ * reader can tell "nothing to do" from "something to do later"):
+ * - `running`: a run is in flight; this one starts when it ends (coalesced).
+ * - `backoff`: after a transient failure; starts at `startsAt` unless news arrives first.
+ * - `waiting`: after a wait outcome (a lock, a rate limit); starts at `startsAt`.
+ * - `stalled`: after a terminal failure; starts only when new input arrives (`startsAt` null).
+ */
+export type HeldBy = "running" | "backoff" | "waiting" | "stalled";
+
+/** The run the queue holds: every reason requested for it so far, and when it can start. */
+export interface QueuedRun {
+  reasons: TriggerReason[];
+  heldBy: HeldBy;
+  /** Epoch ms; null while a run is in flight (it starts when that one ends) or while stalled. */
+  startsAt: number | null;
+}
+
 export interface RunQueueOptions {
   /** One run. Receives every reason requested since the previous run started. Should not throw. */
   step: (reasons: ReadonlySet<TriggerReason>) => Promise<StepOutcome>;
@@ -101,6 +119,20 @@ export class RunQueue {
   /** Reasons waiting for the next run. */
   get pending(): TriggerReason[] {
     return [...this.#pending];
+  }
+
+  /**
+   * The run waiting to start, or null when nothing is requested. Requests are held only for a reason
+   * (a run in flight, a backoff, a wait, a stall): an unheld request starts in the same call that
+   * made it, so a reader never sees one that is about to start by itself with nothing to say when.
+   */
+  get queued(): QueuedRun | null {
+    if (this.#pending.size === 0 || this.#closed) return null;
+    const reasons = [...this.#pending];
+    if (this.#running) return { reasons, heldBy: "running", startsAt: null };
+    if (this.#stall) return { reasons, heldBy: "stalled", startsAt: null };
+    // A retry timer due now whose callback has not run yet still says when it was due.
+    return { reasons, heldBy: this.#wait !== null ? "waiting" : "backoff", startsAt: this.#notBefore };
   }
 
   /** Between runs: idle, backing off, waiting for a known time, or stalled until new input. */

@@ -44,12 +44,30 @@ export const URGENT_REASONS: ReadonlySet<TriggerReason> = new Set([
 /** Asks for a run; never blocks and never throws. */
 export type RequestRun = (reason: TriggerReason) => void;
 
+/**
+ * A request a trigger has decided on in part but not yet made: events heard and still settling (the
+ * file watcher's debounce), or a check under way whose answer may request a run (a git poll's
+ * `ls-remote`). `/status` lists them under `queue.pending_triggers`, so "the daemon is idle" can be
+ * read off one status instead of being guessed from a silence.
+ */
+export interface PendingTrigger {
+  trigger: string;
+  /** `debounce`: events heard, waiting for the tree to be quiet; `check`: a tick's check running. */
+  kind: "debounce" | "check";
+  /** When the request is due (epoch ms), when known (a debounce's end). */
+  dueAt: number | null;
+  /** Events heard in the burst so far (debounce). */
+  events: number;
+}
+
 /** A source of run requests with a lifetime: started once, stopped once. */
 export interface Trigger {
   readonly name: string;
   start(): Promise<void>;
   /** Stops requesting runs; resolves once every timer and watcher is released. */
   stop(): Promise<void>;
+  /** The request it is about to make, if any. Triggers that request at once have none. */
+  pending?(): PendingTrigger | null;
 }
 
 /**

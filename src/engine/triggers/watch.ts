@@ -3,7 +3,7 @@ import { sep } from "node:path";
 import { watch, type FSWatcher } from "chokidar";
 import type { Logger } from "../../log.js";
 import { realScheduler, type Cancel, type Scheduler } from "../scheduler.js";
-import type { Trigger } from "./types.js";
+import type { PendingTrigger, Trigger } from "./types.js";
 
 export interface WatchTriggerOptions {
   /** Directories or files to watch (absolute). */
@@ -57,6 +57,8 @@ export class WatchTrigger implements Trigger {
   #watcher: FSWatcher | null = null;
   readonly #clock: Scheduler;
   #timer: Cancel | null = null;
+  /** When the debounce timer fires (epoch ms), while it is set. */
+  #flushAt: number | null = null;
   #rootTimer: Cancel | null = null;
   /** Identity of each watched path when the watcher was armed (null: missing then). */
   #armedAs = new Map<string, string | null>();
@@ -75,6 +77,12 @@ export class WatchTrigger implements Trigger {
     return this.#events;
   }
 
+  /** The burst still settling: its events and when it will request a run; null when none. */
+  pending(): PendingTrigger | null {
+    if (this.#timer === null) return null;
+    return { trigger: this.name, kind: "debounce", dueAt: this.#flushAt, events: this.#events };
+  }
+
   /** Resolves once the initial scan is done, so a change made right after start is seen. */
   async start(): Promise<void> {
     await this.#arm();
@@ -86,6 +94,7 @@ export class WatchTrigger implements Trigger {
     this.#stopped = true;
     this.#timer?.();
     this.#timer = null;
+    this.#flushAt = null;
     this.#rootTimer?.();
     this.#rootTimer = null;
     await this.#checking;
@@ -172,11 +181,13 @@ export class WatchTrigger implements Trigger {
     const debounce = this.#options.debounceMs ?? 400;
     const maxWait = this.#options.maxWaitMs ?? 5_000;
     const delay = Math.max(0, Math.min(debounce, this.#firstEventAt + maxWait - now));
+    this.#flushAt = now + delay;
     this.#timer = this.#clock.schedule(delay, () => this.#flush());
   }
 
   #flush(): void {
     this.#timer = null;
+    this.#flushAt = null;
     const events = this.#events;
     this.#events = 0;
     this.#options.logger.debug({ events }, "desired state changed on disk");
