@@ -114,7 +114,7 @@ export interface QueueStatus {
   pending_triggers: {
     trigger: string;
     kind: PendingTrigger["kind"];
-    events: number;
+    paths: number;
     due_at: string | null;
   }[];
   /** Runs this process started and finished (`run --once` included); equal unless one is in flight. */
@@ -324,7 +324,7 @@ export class Daemon {
               {
                 trigger: pending.trigger,
                 kind: pending.kind,
-                events: pending.events,
+                paths: pending.paths,
                 due_at: isoOrNull(pending.dueAt),
               },
             ]

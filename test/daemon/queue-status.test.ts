@@ -131,7 +131,7 @@ describe("/status queue (real process, watched directory)", () => {
     await writer;
     const [pending] = settling.queue.pending_triggers;
     expect(pending).toMatchObject({ trigger: "watch", kind: "debounce" });
-    expect(pending?.events).toBeGreaterThan(0);
+    expect(pending?.paths).toBeGreaterThan(0);
     expect(Date.parse(pending?.due_at ?? "")).not.toBeNaN();
 
     // The burst requests a run (in its quiet period now); a change made while it runs is held by it,

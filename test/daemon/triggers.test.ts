@@ -259,7 +259,7 @@ describe("IntervalTrigger (manual clock)", () => {
     await trigger.start();
     expect(trigger.pending()).toBeNull();
     await clock.advance(60_000);
-    expect(trigger.pending()).toEqual({ trigger: "git-poll", kind: "check", dueAt: null, events: 0 });
+    expect(trigger.pending()).toEqual({ trigger: "git-poll", kind: "check", dueAt: null, paths: 0 });
     (answer as unknown as () => void)();
     await settle();
     expect(trigger.pending()).toBeNull();
@@ -332,14 +332,14 @@ describe("WatchTrigger (manual clock for the debounce and the root check)", () =
       // fires with exactly that one event (the state write, earlier, would have been counted first).
       await writeFile(join(dir, "state", "inventory.json"), "{}");
       await writeFile(join(dir, "first.yaml"), "clients: []\n");
-      await eventually(async () => (w.trigger.pendingEvents > 0 ? true : undefined), 10_000);
+      await eventually(async () => (w.trigger.pendingPaths > 0 ? true : undefined), 10_000);
       expect(w.calls).toEqual([]); // the clock has not moved: the debounce has not ended
       // The burst is reported pending, due when the debounce ends (events are timed on the clock).
       expect(w.trigger.pending()).toEqual({
         trigger: "watch",
         kind: "debounce",
         dueAt: w.clock.now() + 150,
-        events: 1,
+        paths: 1,
       });
       await w.clock.advance(150);
       expect(w.calls).toEqual([1]);
@@ -347,7 +347,7 @@ describe("WatchTrigger (manual clock for the debounce and the root check)", () =
       await Promise.all(
         Array.from({ length: 100 }, (_, i) => writeFile(join(dir, `f${i}.yaml`), "clients: []\n")),
       );
-      await eventually(async () => (w.trigger.pendingEvents >= 100 ? true : undefined), 10_000);
+      await eventually(async () => (w.trigger.pendingPaths >= 100 ? true : undefined), 10_000);
       await w.clock.advance(150);
       expect(w.calls).toEqual([1, 100]);
     } finally {
@@ -420,7 +420,7 @@ describe("WatchTrigger (manual clock for the debounce and the root check)", () =
       try {
         // Gone is seen either from the watcher's own event or from the root check's.
         const noticed = () =>
-          trigger.pendingEvents > 0 ||
+          trigger.pendingPaths > 0 ||
           calls.length > 0 ||
           messages.includes("a watched path is gone; watching for it to come back");
         await replace(root, join(base, "x"), () =>

@@ -42,7 +42,7 @@ export async function metric(
 export interface QueueState {
   running: boolean;
   next_run: { reasons: string[]; held_by: string; starts_at: string | null } | null;
-  pending_triggers: { trigger: string; kind: string; events: number; due_at: string | null }[];
+  pending_triggers: { trigger: string; kind: string; paths: number; due_at: string | null }[];
   runs_started: number;
   runs_finished: number;
 }

@@ -63,7 +63,7 @@ export class IntervalTrigger implements Trigger {
    * tick that requests at once (the backstop interval) is never seen pending.
    */
   pending(): PendingTrigger | null {
-    return this.#ticking ? { trigger: this.name, kind: "check", dueAt: null, events: 0 } : null;
+    return this.#ticking ? { trigger: this.name, kind: "check", dueAt: null, paths: 0 } : null;
   }
 
   /** Restarts the countdown from now. */

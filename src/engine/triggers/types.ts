@@ -52,12 +52,12 @@ export type RequestRun = (reason: TriggerReason) => void;
  */
 export interface PendingTrigger {
   trigger: string;
-  /** `debounce`: events heard, waiting for the tree to be quiet; `check`: a tick's check running. */
+  /** `debounce`: changes heard, waiting for the tree to be quiet; `check`: a tick's check running. */
   kind: "debounce" | "check";
   /** When the request is due (epoch ms), when known (a debounce's end). */
   dueAt: number | null;
-  /** Events heard in the burst so far (debounce). */
-  events: number;
+  /** Distinct paths changed in the burst so far (debounce); a file created then written counts once. */
+  paths: number;
 }
 
 /** A source of run requests with a lifetime: started once, stopped once. */

@@ -19,8 +19,11 @@ export interface WatchTriggerOptions {
    * and re-created). Default 2 s.
    */
   rootCheckMs?: number;
-  /** Called once per settled burst with the number of events in it. */
-  onChange: (events: number) => void;
+  /**
+   * Called once per settled burst with the number of distinct paths it changed (chokidar may report a
+   * new file as an `add` and then a `change`; a reader wants files, not notifications).
+   */
+  onChange: (paths: number) => void;
   logger: Logger;
   /** Clock and timers (debounce, root check); real ones by default. */
   scheduler?: Scheduler;
@@ -65,22 +68,23 @@ export class WatchTrigger implements Trigger {
   #checking: Promise<void> | null = null;
   #stopped = false;
   #firstEventAt = 0;
-  #events = 0;
+  /** Paths changed in the burst settling (a re-armed root counts as its own path). */
+  #changed = new Set<string>();
 
   constructor(options: WatchTriggerOptions) {
     this.#options = { ...options, paths: options.paths.map((p) => p.replace(/[\\/]+$/, "") || p) };
     this.#clock = options.scheduler ?? realScheduler;
   }
 
-  /** Events heard since the last request (a burst still settling). */
-  get pendingEvents(): number {
-    return this.#events;
+  /** Distinct paths changed since the last request (a burst still settling). */
+  get pendingPaths(): number {
+    return this.#changed.size;
   }
 
-  /** The burst still settling: its events and when it will request a run; null when none. */
+  /** The burst still settling: how many paths it changed and when it will request a run; null when none. */
   pending(): PendingTrigger | null {
     if (this.#timer === null) return null;
-    return { trigger: this.name, kind: "debounce", dueAt: this.#flushAt, events: this.#events };
+    return { trigger: this.name, kind: "debounce", dueAt: this.#flushAt, paths: this.#changed.size };
   }
 
   /** Resolves once the initial scan is done, so a change made right after start is seen. */
@@ -120,7 +124,7 @@ export class WatchTrigger implements Trigger {
     const roots = new Set(this.#options.paths);
     watcher.on("all", (event, path) => {
       if (watcher !== this.#watcher) return;
-      this.#bump();
+      this.#bump(path);
       // The watcher has let go of a watched path that went away: even if the same directory is back
       // already (renamed away and back), it must be watched afresh.
       if ((event === "unlinkDir" || event === "unlink") && roots.has(path)) {
@@ -146,23 +150,23 @@ export class WatchTrigger implements Trigger {
   #checkRoots(): Promise<void> {
     this.#checking ??= (async () => {
       try {
-        let replaced = false;
+        const replaced: string[] = [];
         for (const path of this.#options.paths) {
           const now = await identityOf(path);
-          if (now !== null && now !== this.#armedAs.get(path)) replaced = true;
+          if (now !== null && now !== this.#armedAs.get(path)) replaced.push(path);
           if (now === null && this.#armedAs.get(path) !== null) {
             this.#options.logger.warn({ path }, "a watched path is gone; watching for it to come back");
             this.#armedAs.set(path, null);
           }
         }
-        if (!replaced || this.#stopped) return;
+        if (replaced.length === 0 || this.#stopped) return;
         const old = this.#watcher;
         this.#watcher = null;
         await old?.close();
         if (this.#stopped) return;
         await this.#arm();
         this.#options.logger.info({ paths: this.#options.paths }, "watched path replaced; watching it again");
-        this.#bump();
+        for (const path of replaced) this.#bump(path);
       } catch (error) {
         this.#options.logger.warn({ error: (error as Error).message }, "re-arming the file watcher failed");
       } finally {
@@ -172,12 +176,12 @@ export class WatchTrigger implements Trigger {
     return this.#checking;
   }
 
-  #bump(): void {
+  #bump(path: string): void {
     if (!this.#watcher) return;
     const now = this.#clock.now();
     if (this.#timer === null) this.#firstEventAt = now;
     else this.#timer();
-    this.#events += 1;
+    this.#changed.add(path);
     const debounce = this.#options.debounceMs ?? 400;
     const maxWait = this.#options.maxWaitMs ?? 5_000;
     const delay = Math.max(0, Math.min(debounce, this.#firstEventAt + maxWait - now));
@@ -188,10 +192,10 @@ export class WatchTrigger implements Trigger {
   #flush(): void {
     this.#timer = null;
     this.#flushAt = null;
-    const events = this.#events;
-    this.#events = 0;
-    this.#options.logger.debug({ events }, "desired state changed on disk");
-    this.#options.onChange(events);
+    const paths = this.#changed.size;
+    this.#changed = new Set();
+    this.#options.logger.debug({ paths }, "desired state changed on disk");
+    this.#options.onChange(paths);
   }
 }
 
