@@ -1,10 +1,18 @@
 import { describe, expect, it } from "vitest";
-import type { LiveClient } from "../../src/cloudflare/schemas.js";
-import type { DesiredClient, DesiredState, Inventory } from "../../src/core/model.js";
 import { computePlanRotations } from "../../src/core/plan-rotations.js";
 import type { RotationItem } from "../../src/core/plan-types.js";
-import { clientKey } from "../../src/core/rotation.js";
-import { type JournalRecord, planSecrets } from "../../src/core/rotation-plan.js";
+import { planSecrets } from "../../src/core/rotation-plan.js";
+import {
+  ACC,
+  DAY,
+  entry,
+  ID,
+  NOW,
+  ago,
+  later,
+  situationInput as input,
+  type Situation,
+} from "../helpers/secret-situations.js";
 
 /**
  * The plan's rotation section, by table: for each situation a client's secret can be in, the item the
@@ -12,84 +20,6 @@ import { type JournalRecord, planSecrets } from "../../src/core/rotation-plan.js
  * phase, when the work fell due, the action kinds, the end of the grace a wait keeps, and for a
  * blocked client the code and the way out.
  */
-
-const ACC = "0123456789abcdef0123456789abcdef";
-const DAY = 86_400;
-const NOW = new Date("2026-03-01T00:00:00.000Z");
-const ago = (seconds: number) => new Date(NOW.getTime() - seconds * 1000).toISOString();
-const later = (seconds: number) => new Date(NOW.getTime() + seconds * 1000).toISOString();
-const ID = "id-app";
-
-function desiredEntry(): DesiredClient {
-  return {
-    account_id: ACC,
-    ensure: "present",
-    client_name: "app",
-    fields: { client_name: "app", token_endpoint_auth_method: "client_secret_basic" },
-    visibility: "private",
-    secret: { sink: "default", key: "app" },
-    rotation: { every: 10 * DAY, grace: DAY },
-    source: { file: "clients.yaml", line: 1, col: 1, path: "clients[0]" },
-  };
-}
-
-function entry(fields: Partial<JournalRecord>): JournalRecord {
-  return {
-    id: "e1",
-    op: "rotate",
-    reason: "scheduled",
-    step: "done",
-    account_id: ACC,
-    client_name: "app",
-    client_id: ID,
-    target: { sink: "default", key: "app" },
-    delete_old: "after-grace",
-    grace_seconds: DAY,
-    unused: false,
-    created_by_tool: false,
-    existing_client_ids: [],
-    minted_at: ago(2 * DAY),
-    published_at: ago(2 * DAY),
-    blocked: null,
-    ...fields,
-  };
-}
-
-interface Situation {
-  entries?: JournalRecord[];
-  live?: Partial<LiveClient> | null;
-  issued?: string | null;
-  owned?: boolean;
-}
-
-function input(s: Situation) {
-  const inventory: Inventory = {
-    accounts: {
-      [ACC]:
-        s.owned === false
-          ? []
-          : [{ client_id: ID, client_name: "app", origin: "created", since: ago(30 * DAY) }],
-    },
-  };
-  const live = {
-    client_id: ID,
-    client_name: "app",
-    visibility: "private",
-    token_endpoint_auth_method: "client_secret_basic",
-    has_rotated_secret: false,
-    created_at: ago(30 * DAY),
-    ...s.live,
-  } as LiveClient;
-  return {
-    desired: { accounts: new Map([[ACC, [desiredEntry()]]]) } as unknown as DesiredState,
-    live: new Map([[ACC, s.live === null ? [] : [live]]]),
-    inventory,
-    entries: s.entries ?? [],
-    sinkIssuedAt: new Map(s.issued === undefined ? [] : [[clientKey(ACC, ID), s.issued]]),
-    defaultPolicy: { every: 90 * DAY, grace: DAY },
-    now: NOW,
-  };
-}
 
 const ref = { account_id: ACC, client_id: ID, client_name: "app" };
 

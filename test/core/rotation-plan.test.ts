@@ -1,15 +1,24 @@
 import { describe, expect, it } from "vitest";
-import type { LiveClient } from "../../src/cloudflare/schemas.js";
-import type { DesiredClient, DesiredState, Inventory } from "../../src/core/model.js";
-import { clientKey } from "../../src/core/rotation.js";
+import type { DesiredState } from "../../src/core/model.js";
 import {
   compactEntries,
-  type JournalRecord,
   planResume,
   planSecrets,
   type RotateMode,
   type SecretPlan,
 } from "../../src/core/rotation-plan.js";
+import {
+  ACC,
+  DAY,
+  desiredEntry,
+  entry,
+  ID,
+  NOW,
+  ago,
+  liveClient,
+  situationInput,
+  type Situation as BaseSituation,
+} from "../helpers/secret-situations.js";
 
 /**
  * Table tests of the secret planner: every mode against every phase a client can be in and every
@@ -17,95 +26,14 @@ import {
  * `stage:action,action,...` per operation, so a row reads as what `rotate --dry-run` prints.
  */
 
-const ACC = "0123456789abcdef0123456789abcdef";
-const DAY = 86_400;
-const NOW = new Date("2026-03-01T00:00:00.000Z");
-const ago = (seconds: number) => new Date(NOW.getTime() - seconds * 1000).toISOString();
-const ID = "id-app";
-const KEY = clientKey(ACC, ID);
 const MODES: RotateMode[] = ["auto", "now", "finish", "compromised", "recover"];
 
-function desiredEntry(extra: Partial<DesiredClient> = {}): DesiredClient {
-  return {
-    account_id: ACC,
-    ensure: "present",
-    client_name: "app",
-    fields: { client_name: "app", token_endpoint_auth_method: "client_secret_basic" },
-    visibility: "private",
-    secret: { sink: "default", key: "app" },
-    rotation: { every: 10 * DAY, grace: DAY },
-    source: { file: "clients.yaml", line: 1, col: 1, path: "clients[0]" },
-    ...extra,
-  };
-}
-
-function liveClient(extra: Partial<LiveClient> = {}): LiveClient {
-  return {
-    client_id: ID,
-    client_name: "app",
-    visibility: "private",
-    token_endpoint_auth_method: "client_secret_basic",
-    has_rotated_secret: false,
-    created_at: ago(30 * DAY),
-    ...extra,
-  } as LiveClient;
-}
-
-function entry(fields: Partial<JournalRecord>): JournalRecord {
-  return {
-    id: "e1",
-    op: "rotate",
-    reason: "scheduled",
-    step: "done",
-    account_id: ACC,
-    client_name: "app",
-    client_id: ID,
-    target: { sink: "default", key: "app" },
-    delete_old: "after-grace",
-    grace_seconds: DAY,
-    unused: false,
-    created_by_tool: false,
-    existing_client_ids: [],
-    minted_at: ago(2 * DAY),
-    published_at: ago(2 * DAY),
-    blocked: null,
-    ...fields,
-  };
-}
-
-interface Situation {
-  entries?: JournalRecord[];
-  live?: Partial<LiveClient> | null;
-  /** The sink record's `issued_at`; null: no record; undefined: not read. */
-  issued?: string | null;
-  owned?: boolean;
-  desired?: Partial<DesiredClient>;
+interface Situation extends BaseSituation {
   clients?: string[];
 }
 
 function plan(mode: RotateMode, s: Situation): SecretPlan {
-  const desired: DesiredState = {
-    accounts: new Map([[ACC, [desiredEntry(s.desired)]]]),
-  } as unknown as DesiredState;
-  const inventory: Inventory = {
-    accounts: {
-      [ACC]:
-        s.owned === false
-          ? []
-          : [{ client_id: ID, client_name: "app", origin: "created", since: ago(30 * DAY) }],
-    },
-  };
-  return planSecrets({
-    desired,
-    live: new Map([[ACC, s.live === null ? [] : [liveClient(s.live ?? {})]]]),
-    inventory,
-    entries: s.entries ?? [],
-    sinkIssuedAt: new Map(s.issued === undefined ? [] : [[KEY, s.issued]]),
-    defaultPolicy: { every: 90 * DAY, grace: DAY },
-    mode,
-    clients: s.clients ?? [],
-    now: NOW,
-  });
+  return planSecrets({ ...situationInput(s), mode, clients: s.clients ?? [] });
 }
 
 /** `stage:kind,kind(detail)` per operation, `|` between operations; `-` for an empty plan. */
