@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { OAuthClientsReader, OAuthClientsWriter } from "../cloudflare/client.js";
-import type { LiveClient } from "../cloudflare/schemas.js";
+import type { LiveClient } from "../api/oauth-clients.js";
 import type { DesiredState, Inventory, Policy, RotationPolicy } from "../core/model.js";
 import { verifyPlanFresh } from "../core/checksum.js";
 import { expectedClients } from "../core/listing.js";
