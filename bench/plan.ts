@@ -20,7 +20,7 @@ import { parseArgs } from "node:util";
 import { parseAllDocuments } from "yaml";
 import { loadConfig, loadDesiredState, policyFromConfig } from "../src/config/index.js";
 import { computePlan } from "../src/core/plan.js";
-import type { LiveClient } from "../src/cloudflare/schemas.js";
+import type { LiveClient } from "../src/api/oauth-clients.js";
 
 const ACCOUNT = "0123456789abcdef0123456789abcdef";
 

@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import { stringify } from "yaml";
-import type { LiveClient } from "../cloudflare/schemas.js";
-import { WRITABLE_FIELDS, PROTOCOL_SCOPES } from "../cloudflare/schemas.js";
+import type { LiveClient } from "../api/oauth-clients.js";
+import { WRITABLE_FIELDS, PROTOCOL_SCOPES } from "../api/oauth-clients.js";
 import { GitOpsError } from "../errors.js";
 import { writeFileAtomic } from "../state/atomic.js";
 import { buildReader, cliLogger, COMMON_OPTIONS, parseFlags } from "./common.js";

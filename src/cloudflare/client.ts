@@ -2,18 +2,18 @@ import { Secret } from "../secret.js";
 import { CloudflareApiError, isApiError } from "./errors.js";
 import type { ClientOptions } from "./options.js";
 import type { RateBudgetView } from "./rate-budget.js";
+import { singleIdSchema } from "../api/envelope.js";
 import {
   createdClientSchema,
   liveClientListSchema,
   liveClientSchema,
   rotateSecretResultSchema,
   scopeListSchema,
-  singleIdSchema,
   type CreateClientBody,
   type LiveClient,
   type OAuthScope,
   type UpdateClientBody,
-} from "./schemas.js";
+} from "../api/oauth-clients.js";
 import { Transport, type AmbiguityVerdict, type CallOptions } from "./transport.js";
 
 /**

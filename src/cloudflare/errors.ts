@@ -24,7 +24,7 @@ export const API_ERROR_CODES = [
   "E_API_TIMEOUT",
   /** The caller's AbortSignal fired. */
   "E_API_ABORTED",
-  /** A 2xx body that breaks the contract in schemas.ts. */
+  /** A 2xx body that breaks the contract in src/api/oauth-clients.ts. */
   "E_API_SCHEMA",
   /**
    * An answer larger than `maxResponseBytes` (declared or counted while reading): not read, not

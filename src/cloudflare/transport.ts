@@ -24,7 +24,7 @@ import {
 } from "./options.js";
 import { BudgetWaitTooLongError, RateBudget, type Permit } from "./rate-budget.js";
 import { backoffDelayMs, headerValue, parseRateLimitHeaders, retryAfterMs, type HeaderMap } from "./retry.js";
-import { envelopeSchema, failureEnvelopeSchema } from "./schemas.js";
+import { envelopeSchema, failureEnvelopeSchema } from "../api/envelope.js";
 import { describeIssues, scrubSecrets } from "./validate.js";
 
 /**

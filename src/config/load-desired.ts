@@ -1,6 +1,6 @@
 import { readdir, realpath, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { WRITABLE_FIELDS, type CreateClientBody } from "../cloudflare/schemas.js";
+import { WRITABLE_FIELDS, type CreateClientBody } from "../api/oauth-clients.js";
 import type { DesiredClient, SecretTarget } from "../core/model.js";
 import { ConfigError, type ConfigIssue, SinkError } from "../errors.js";
 import { type SinkPlacement, sinkPlacement } from "../sinks/naming.js";

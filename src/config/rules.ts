@@ -1,4 +1,4 @@
-import { REQUIRED_FIELDS } from "../cloudflare/schemas.js";
+import { REQUIRED_FIELDS } from "../api/oauth-clients.js";
 import type { RotationPolicy, SecretTarget } from "../core/model.js";
 import { formatDuration, tryParseDuration } from "./duration.js";
 import { type Anchor, type PathSegment, isRecord } from "./issues.js";

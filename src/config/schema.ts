@@ -6,7 +6,7 @@ import {
   RESPONSE_TYPES,
   TOKEN_ENDPOINT_AUTH_METHODS,
   VISIBILITIES,
-} from "../cloudflare/schemas.js";
+} from "../api/oauth-clients.js";
 import { DURATION_PATTERN, describeBadDuration, tryParseDuration } from "./duration.js";
 import { httpUrlProblem, originProblem, redirectUriProblem, showUrl } from "./urls.js";
 
@@ -245,7 +245,7 @@ const grantTypesSchema = withCheck(z.array(z.enum(GRANT_TYPES)), (value) =>
 ).meta({ contains: { const: "authorization_code" } });
 
 /**
- * One entry of a desired-state file: the API's own field names (src/cloudflare/schemas.ts) plus the
+ * One entry of a desired-state file: the API's own field names (src/api/oauth-clients.ts) plus the
  * reconciler's (`client_id`, `ensure`, `secret`, `rotation`). No defaults for API fields: an omitted
  * field means "not set" and the planner clears it on the live client.
  */

@@ -1,11 +1,12 @@
 import {
   PROTOCOL_SCOPES,
+  REQUIRED_FIELDS,
   WRITABLE_FIELDS,
   type CreateClientBody,
   type LiveClient,
   type UpdateClientBody,
   type WritableField,
-} from "../cloudflare/schemas.js";
+} from "../api/oauth-clients.js";
 import type { DesiredClient } from "./model.js";
 import type { FieldChange, PlanItemCode } from "./plan-types.js";
 
@@ -49,26 +50,33 @@ export type FieldKind = "scalar" | "set" | "scopes" | "client_uri";
 
 export interface FieldRule {
   kind: FieldKind;
-  /** Required on create and not clearable with null (`REQUIRED_FIELDS` in schemas.ts). */
+  /** Required on create and not clearable with null (`REQUIRED_FIELDS` in src/api/oauth-clients.ts). */
   required: boolean;
 }
 
-/** The rule per field, in one table so tests can walk it field by field. */
-export const FIELD_RULES: Readonly<Record<WritableField, FieldRule>> = {
-  client_name: { kind: "scalar", required: true },
-  redirect_uris: { kind: "set", required: true },
-  grant_types: { kind: "set", required: true },
-  response_types: { kind: "set", required: true },
-  scopes: { kind: "scopes", required: true },
-  optional_scopes: { kind: "set", required: false },
-  token_endpoint_auth_method: { kind: "scalar", required: true },
-  client_uri: { kind: "client_uri", required: false },
-  logo_uri: { kind: "scalar", required: false },
-  policy_uri: { kind: "scalar", required: false },
-  tos_uri: { kind: "scalar", required: false },
-  allowed_cors_origins: { kind: "set", required: false },
-  post_logout_redirect_uris: { kind: "set", required: false },
+/** How each writable field is compared (see the table above). */
+const FIELD_KINDS: Readonly<Record<WritableField, FieldKind>> = {
+  client_name: "scalar",
+  redirect_uris: "set",
+  grant_types: "set",
+  response_types: "set",
+  scopes: "scopes",
+  optional_scopes: "set",
+  token_endpoint_auth_method: "scalar",
+  client_uri: "client_uri",
+  logo_uri: "scalar",
+  policy_uri: "scalar",
+  tos_uri: "scalar",
+  allowed_cors_origins: "set",
+  post_logout_redirect_uris: "set",
 };
+
+const REQUIRED = new Set<WritableField>(REQUIRED_FIELDS);
+
+/** The rule per field, in one table so tests can walk it field by field; `required` is the API's. */
+export const FIELD_RULES: Readonly<Record<WritableField, FieldRule>> = Object.fromEntries(
+  WRITABLE_FIELDS.map((field) => [field, { kind: FIELD_KINDS[field], required: REQUIRED.has(field) }]),
+) as Record<WritableField, FieldRule>;
 
 /** One comparison key per writable field; `undefined` means "unset" (absent, "", or an empty set). */
 export type NormalForm = Record<WritableField, string | undefined>;
@@ -367,7 +375,7 @@ function verificationGap(want: string | undefined, live: LiveClient | undefined)
   const record = v.text
     ? `publish DNS TXT record \`${v.text}\` at ${host}`
     : `wait for the API to issue the DNS TXT record for ${host}`;
-  return v.status === "failed"
-    ? `${record} (verification failed and must be restarted)`
-    : `${record} (verification ${v.status})`;
+  if (v.status === "failed") return `${record} (verification failed and must be restarted)`;
+  // The OpenAPI document makes `status` optional; a verification without one is not yet verified.
+  return `${record} (verification ${v.status ?? "status not reported"})`;
 }

@@ -1,4 +1,4 @@
-import type { LiveClient } from "../cloudflare/schemas.js";
+import type { LiveClient } from "../api/oauth-clients.js";
 import type { DesiredState, Inventory } from "./model.js";
 
 /**

@@ -1,4 +1,4 @@
-import type { LiveClient } from "../cloudflare/schemas.js";
+import type { LiveClient } from "../api/oauth-clients.js";
 import type { DesiredClient, InventoryEntry, SourceLocation } from "./model.js";
 import type { PlanItemCode } from "./plan-types.js";
 

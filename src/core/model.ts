@@ -1,4 +1,4 @@
-import type { CreateClientBody, Visibility } from "../cloudflare/schemas.js";
+import type { CreateClientBody, Visibility } from "../api/oauth-clients.js";
 
 /**
  * The plain data the planning core works on. The config loader produces `DesiredState`; the API

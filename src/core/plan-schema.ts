@@ -1,10 +1,5 @@
 import { z } from "zod";
-import {
-  GRANT_TYPES,
-  RESPONSE_TYPES,
-  TOKEN_ENDPOINT_AUTH_METHODS,
-  WRITABLE_FIELDS,
-} from "../cloudflare/schemas.js";
+import { createClientBodySchema, UPDATE_FIELDS, updateClientBodySchema } from "../api/oauth-clients.js";
 import { GitOpsError } from "../errors.js";
 import { PLAN_VERSION, type Plan } from "./plan-types.js";
 import { BLOCKED_STATUSES, ROTATION_PHASES, SECRET_ACTION_KINDS } from "./rotation-terms.js";
@@ -13,50 +8,18 @@ import { BLOCKED_STATUSES, ROTATION_PHASES, SECRET_ACTION_KINDS } from "./rotati
  * The schema of a saved plan (`plan --out FILE`, `apply --plan FILE`). A reviewed plan is read back from
  * disk, so it is validated like any other input: a hand-edited or truncated file fails with the path of
  * the bad field instead of half-applying. Checksum freshness is a separate step (`verifyPlanFresh`).
+ * The request bodies a change carries are the API's own (src/api/oauth-clients.ts), not a copy.
  */
 
 const sourceSchema = z.object({ file: z.string(), line: z.number(), col: z.number(), path: z.string() });
 const secretTargetSchema = z.object({ sink: z.string(), key: z.string() });
-
-const createBodySchema = z.object({
-  client_name: z.string(),
-  redirect_uris: z.array(z.string()),
-  grant_types: z.array(z.enum(GRANT_TYPES)),
-  response_types: z.array(z.enum(RESPONSE_TYPES)),
-  scopes: z.array(z.string()),
-  token_endpoint_auth_method: z.enum(TOKEN_ENDPOINT_AUTH_METHODS),
-  optional_scopes: z.array(z.string()).optional(),
-  client_uri: z.string().optional(),
-  logo_uri: z.string().optional(),
-  policy_uri: z.string().optional(),
-  tos_uri: z.string().optional(),
-  allowed_cors_origins: z.array(z.string()).optional(),
-  post_logout_redirect_uris: z.array(z.string()).optional(),
-});
-
-const updateBodySchema = z.object({
-  client_name: z.string().nullable().optional(),
-  redirect_uris: z.array(z.string()).nullable().optional(),
-  grant_types: z.array(z.enum(GRANT_TYPES)).nullable().optional(),
-  response_types: z.array(z.enum(RESPONSE_TYPES)).nullable().optional(),
-  scopes: z.array(z.string()).nullable().optional(),
-  token_endpoint_auth_method: z.enum(TOKEN_ENDPOINT_AUTH_METHODS).nullable().optional(),
-  optional_scopes: z.array(z.string()).nullable().optional(),
-  client_uri: z.string().nullable().optional(),
-  logo_uri: z.string().nullable().optional(),
-  policy_uri: z.string().nullable().optional(),
-  tos_uri: z.string().nullable().optional(),
-  allowed_cors_origins: z.array(z.string()).nullable().optional(),
-  post_logout_redirect_uris: z.array(z.string()).nullable().optional(),
-  visibility: z.literal("public").optional(),
-});
 
 const changeSchema = z.discriminatedUnion("kind", [
   z.object({
     kind: z.literal("create"),
     account_id: z.string(),
     client_name: z.string(),
-    body: createBodySchema,
+    body: createClientBodySchema,
     secret: secretTargetSchema.nullable(),
     source: sourceSchema,
   }),
@@ -66,10 +29,8 @@ const changeSchema = z.discriminatedUnion("kind", [
     client_id: z.string(),
     client_name: z.string(),
     updated_at: z.string().nullable(),
-    fields: z.array(
-      z.object({ field: z.enum([...WRITABLE_FIELDS, "visibility"]), old: z.unknown(), new: z.unknown() }),
-    ),
-    body: updateBodySchema,
+    fields: z.array(z.object({ field: z.enum(UPDATE_FIELDS), old: z.unknown(), new: z.unknown() })),
+    body: updateClientBodySchema,
     source: sourceSchema,
   }),
   z.object({

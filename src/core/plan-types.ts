@@ -1,4 +1,4 @@
-import type { CreateClientBody, LiveClient, UpdateClientBody, WritableField } from "../cloudflare/schemas.js";
+import type { CreateClientBody, LiveClient, UpdateClientBody, UpdateField } from "../api/oauth-clients.js";
 import type { DesiredState, Inventory, Policy, SecretTarget, SourceLocation } from "./model.js";
 import type { BlockedStatus, RotationPhase, SecretActionKindName } from "./rotation-terms.js";
 
@@ -42,7 +42,7 @@ export interface CreateChange {
 
 /** One differing field: `old` is the live value (null when unset), `new` what is sent (null clears). */
 export interface FieldChange {
-  field: WritableField | "visibility";
+  field: UpdateField;
   old: unknown;
   new: unknown;
 }

@@ -1,4 +1,4 @@
-import type { LiveClient } from "../cloudflare/schemas.js";
+import type { LiveClient } from "../api/oauth-clients.js";
 import { indexInventory, indexLive, matchAccount } from "./match.js";
 import type { DesiredClient, DesiredState, Inventory, RotationPolicy, SecretTarget } from "./model.js";
 import type { RotationPhase } from "./rotation-terms.js";

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { GitOpsError } from "../errors.js";
-import { scopeSchema, type OAuthScope } from "../cloudflare/schemas.js";
+import { scopeSchema, type OAuthScope } from "../api/oauth-clients.js";
 
 /**
  * The scope catalogue served by `GET /oauth/scopes` and used to check dot-delimited scopes

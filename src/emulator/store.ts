@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { StateError } from "../errors.js";
-import { VERIFICATION_STATUSES, type Visibility } from "../cloudflare/schemas.js";
+import { VERIFICATION_STATUSES, type Visibility } from "../api/oauth-clients.js";
 import {
   ACCOUNT_ID_PATTERN,
   AUTH_METHOD_CLASS_CHANGE_REFUSED,

@@ -3,10 +3,12 @@ import {
   REQUIRED_FIELDS,
   RESPONSE_TYPES,
   TOKEN_ENDPOINT_AUTH_METHODS,
+  UPDATE_FIELDS,
+  WRITABLE_FIELD_SCHEMAS,
   WRITABLE_FIELDS,
   type CreateClientBody,
   type WritableField,
-} from "../cloudflare/schemas.js";
+} from "../api/oauth-clients.js";
 import {
   CREATE_REFUSED_FIELDS,
   IDENTITY_SCOPE_PATTERN,
@@ -30,14 +32,11 @@ export type ClientFields = CreateClientBody;
 
 const REQUIRED = new Set<string>(REQUIRED_FIELDS);
 const WRITABLE = new Set<string>(WRITABLE_FIELDS);
-const PATCHABLE = new Set<string>([...WRITABLE_FIELDS, "visibility"]);
-const STRING_FIELDS = new Set<WritableField>([
-  "client_name",
-  "client_uri",
-  "logo_uri",
-  "policy_uri",
-  "tos_uri",
-]);
+const PATCHABLE = new Set<string>(UPDATE_FIELDS);
+/** The writable fields the API documents as plain strings (src/api/oauth-clients.ts). */
+const STRING_FIELDS = new Set<WritableField>(
+  WRITABLE_FIELDS.filter((field) => WRITABLE_FIELD_SCHEMAS[field].type === "string"),
+);
 const HTTP_URL_FIELDS = new Set<string>(VALUE_RULES.httpUrlFields);
 const ANY_URL_ARRAYS = new Set<string>(VALUE_RULES.anyUrlArrayFields);
 const ORIGIN_ARRAYS = new Set<string>(VALUE_RULES.originArrayFields);

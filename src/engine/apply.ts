@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { OAuthClientsReader, OAuthClientsWriter } from "../cloudflare/client.js";
-import type { LiveClient } from "../cloudflare/schemas.js";
+import type { LiveClient } from "../api/oauth-clients.js";
 import type { Change, CreateChange, DeleteChange, Plan, UpdateChange } from "../core/plan-types.js";
 import type { SecretTarget } from "../core/model.js";
 import { clientKey } from "../core/rotation.js";

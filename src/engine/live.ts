@@ -1,6 +1,6 @@
 import type { OAuthClientsReader } from "../cloudflare/client.js";
 import { isApiError } from "../cloudflare/errors.js";
-import type { LiveClient } from "../cloudflare/schemas.js";
+import type { LiveClient } from "../api/oauth-clients.js";
 import { type ConfirmOutcome, type ExpectedClients, judgeListing, unlistedIds } from "../core/listing.js";
 import { GitOpsError } from "../errors.js";
 import { mapSettledBounded } from "./pool.js";

@@ -1,4 +1,4 @@
-import { WRITABLE_FIELDS } from "../cloudflare/schemas.js";
+import { WRITABLE_FIELDS } from "../api/oauth-clients.js";
 import { Secret } from "../secret.js";
 import type { Plan } from "../core/plan-types.js";
 

@@ -102,6 +102,21 @@ describe("response validation", () => {
     }
   });
 
+  it("accepts what the OpenAPI document allows: a client_uri_verification without a status", async () => {
+    const item = {
+      ...good(1),
+      client_uri: "https://app.example.com",
+      client_uri_verification: { text: "t=1" },
+    };
+    const canned = await cannedServer(200, envelope([item]));
+    const api = apiFor(canned);
+    try {
+      expect(await api.listClients(ACCOUNT)).toEqual([item]);
+    } finally {
+      await api.close();
+    }
+  });
+
   it("rejects a 200 whose body is not JSON, or not an envelope", async () => {
     const html = await cannedServer(200, "<html>oops</html>");
     let api = apiFor(html);

@@ -1,6 +1,6 @@
 import { Writable } from "node:stream";
 import { createClient, createReader, type ClientOptions } from "../../src/cloudflare/index.js";
-import type { CreateClientBody } from "../../src/cloudflare/schemas.js";
+import type { CreateClientBody } from "../../src/api/oauth-clients.js";
 import type { EmulatorHandle, StatsSnapshot } from "../../src/emulator/index.js";
 import { createLogger, type Logger } from "../../src/log.js";
 import { Secret } from "../../src/secret.js";

@@ -1,7 +1,7 @@
 import { readFileSync, readdirSync, existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { GRANT_TYPES, REQUIRED_FIELDS, TOKEN_ENDPOINT_AUTH_METHODS } from "../../src/cloudflare/schemas.js";
+import { GRANT_TYPES, REQUIRED_FIELDS, TOKEN_ENDPOINT_AUTH_METHODS } from "../../src/api/oauth-clients.js";
 import { configJsonSchema, desiredStateJsonSchema } from "../../src/config/index.js";
 import { DURATION_PATTERN, tryParseDuration } from "../../src/config/duration.js";
 import { ROOT } from "./support.js";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { CreateClientBody, LiveClient } from "../../src/cloudflare/schemas.js";
-import { WRITABLE_FIELDS } from "../../src/cloudflare/schemas.js";
+import type { CreateClientBody, LiveClient } from "../../src/api/oauth-clients.js";
+import { WRITABLE_FIELDS } from "../../src/api/oauth-clients.js";
 import {
   FIELD_RULES,
   compareClient,
@@ -393,6 +393,15 @@ describe("visibility ratchet", () => {
     );
     expect(result.pending[0]?.reason).toContain(
       "publish DNS TXT record `rec=1` at app.example.com (verification failed",
+    );
+  });
+
+  it("a verification without a status (optional in the OpenAPI document) is not taken as verified", () => {
+    const result = compare(ready, ready, { client_uri_verification: { text: "rec=2" } }, "public");
+    expect(result.body).toEqual({});
+    expect(result.pending[0]?.reason).toBe(
+      "visibility: public is pending: publish DNS TXT record `rec=2` at app.example.com " +
+        "(verification status not reported)",
     );
   });
 

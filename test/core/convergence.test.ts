@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { CreateClientBody, GrantType, LiveClient, ResponseType } from "../../src/cloudflare/schemas.js";
+import type { CreateClientBody, GrantType, LiveClient, ResponseType } from "../../src/api/oauth-clients.js";
 import type { DesiredClient, InventoryEntry, PruneMode } from "../../src/core/model.js";
 import { computePlan, planHasWork } from "../../src/core/plan.js";
 import { ACCOUNT_A, absent, desired, id, inputOf, live, owned, policy } from "./fixtures.js";

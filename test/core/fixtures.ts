@@ -1,4 +1,4 @@
-import type { CreateClientBody, LiveClient } from "../../src/cloudflare/schemas.js";
+import type { CreateClientBody, LiveClient } from "../../src/api/oauth-clients.js";
 import type { DesiredClient, DesiredState, Inventory, InventoryEntry, Policy } from "../../src/core/model.js";
 import { computePlan } from "../../src/core/plan.js";
 import type { Plan, PlanInput } from "../../src/core/plan-types.js";

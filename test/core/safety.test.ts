@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { LiveClient } from "../../src/cloudflare/schemas.js";
+import type { LiveClient } from "../../src/api/oauth-clients.js";
 import { evaluateSafety, type AccountTally } from "../../src/core/safety.js";
 import { ACCOUNT_A, ACCOUNT_B, absent, desired, id, live, owned, planOf, policy } from "./fixtures.js";
 

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
-import type { LiveClient } from "../../src/cloudflare/schemas.js";
-import { REQUIRED_FIELDS } from "../../src/cloudflare/schemas.js";
+import type { LiveClient } from "../../src/api/oauth-clients.js";
+import { REQUIRED_FIELDS } from "../../src/api/oauth-clients.js";
 import type { Inventory } from "../../src/core/model.js";
 import type { Plan } from "../../src/core/plan-types.js";
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { LiveClient } from "../../src/cloudflare/schemas.js";
+import type { LiveClient } from "../../src/api/oauth-clients.js";
 import type { Plan } from "../../src/core/plan-types.js";
 import { safeSegment } from "../../src/sinks/naming.js";
 import { ACCOUNT_A, ACCOUNT_B, control, useEmulator } from "../helpers/emulator.js";

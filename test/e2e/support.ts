@@ -8,7 +8,7 @@ import { onTestFinished } from "vitest";
 import { stringify } from "yaml";
 import { main } from "../../src/cli/dispatch.js";
 import { type Clock, systemClock } from "../../src/cli/io.js";
-import type { LiveClient } from "../../src/cloudflare/schemas.js";
+import type { LiveClient } from "../../src/api/oauth-clients.js";
 import type { Inventory, InventoryEntry } from "../../src/core/model.js";
 import type { Plan } from "../../src/core/plan-types.js";
 import type { EmulatorHandle } from "../../src/emulator/index.js";

@@ -1,4 +1,4 @@
-import type { LiveClient } from "../../src/cloudflare/schemas.js";
+import type { LiveClient } from "../../src/api/oauth-clients.js";
 import type { DesiredClient, DesiredState, Inventory } from "../../src/core/model.js";
 import { clientKey } from "../../src/core/rotation.js";
 import type { JournalRecord, SecretPlanInput } from "../../src/core/rotation-plan.js";

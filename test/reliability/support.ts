@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { expect } from "vitest";
-import type { LiveClient } from "../../src/cloudflare/schemas.js";
+import type { LiveClient } from "../../src/api/oauth-clients.js";
 import type { Plan } from "../../src/core/plan-types.js";
 import type { EmulatorHandle } from "../../src/emulator/index.js";
 import { control } from "../helpers/emulator.js";

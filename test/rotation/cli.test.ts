@@ -1,7 +1,7 @@
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import type { LiveClient } from "../../src/cloudflare/schemas.js";
+import type { LiveClient } from "../../src/api/oauth-clients.js";
 import type { Plan } from "../../src/core/plan-types.js";
 import { FileJournalStore, newJournalEntry, type JournalEntry } from "../../src/state/journal.js";
 import { api, type CreatedClient } from "../e2e/support.js";

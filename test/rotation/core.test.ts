@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { LiveClient } from "../../src/cloudflare/schemas.js";
+import type { LiveClient } from "../../src/api/oauth-clients.js";
 import type { DesiredClient, DesiredState, Inventory } from "../../src/core/model.js";
 import {
   clientKey,

@@ -1,4 +1,4 @@
-import type { LiveClient } from "../../cloudflare/schemas.js";
+import type { LiveClient } from "../../api/oauth-clients.js";
 import type { SecretTarget } from "../../core/model.js";
 import type { CreateChange } from "../../core/plan-types.js";
 import { continueEntry, type SecretOp } from "../../core/rotation-plan.js";

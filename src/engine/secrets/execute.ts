@@ -1,5 +1,5 @@
 import { isApiError } from "../../cloudflare/errors.js";
-import type { LiveClient } from "../../cloudflare/schemas.js";
+import type { LiveClient } from "../../api/oauth-clients.js";
 import { findCreated, type SecretAction, type SecretOp } from "../../core/rotation-plan.js";
 import { addSeconds } from "../../core/rotation.js";
 import { GitOpsError } from "../../errors.js";

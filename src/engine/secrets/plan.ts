@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { OAuthClientsReader } from "../../cloudflare/client.js";
-import type { LiveClient } from "../../cloudflare/schemas.js";
+import type { LiveClient } from "../../api/oauth-clients.js";
 import type { DesiredState, Inventory } from "../../core/model.js";
 import type { ClientRotationStatus } from "../../core/rotation.js";
 import { clientKey } from "../../core/rotation.js";

@@ -1,4 +1,4 @@
-import type { LiveClient } from "../../cloudflare/schemas.js";
+import type { LiveClient } from "../../api/oauth-clients.js";
 import { compactEntries, planResume, type SecretOp } from "../../core/rotation-plan.js";
 import { SinkError } from "../../errors.js";
 import type { JournalEntry, JournalStore } from "../../state/journal.js";
