@@ -1,36 +1,39 @@
 import { GitOpsError, UnsafePlanError } from "../errors.js";
-import { type Command, type CliContext, ExitCode } from "./io.js";
+import { renderUsage, runVerb, suggestVerb, type VerbRun, type VerbSpec } from "./frame.js";
+import { type CliContext, ExitCode } from "./io.js";
+import { APPLY, DEMO, EMULATOR, EXPORT, PLAN, ROTATE, RUN, SCHEMA, VALIDATE, VERBS } from "./verbs.js";
 
 /**
- * The `cf-oauth-gitops` entry point: argv -> verb -> exit code. Each verb lives in its own module and
- * is loaded only when called, so `validate` and `schema` never load the HTTP stack.
+ * The `cf-oauth-gitops` entry point: argv -> verb -> exit code. The verbs' options come from
+ * src/cli/verbs.ts; a verb's code is imported only once its options have been read and checked, and
+ * only that verb's: `validate` and `schema` never load the HTTP stack, `plan` never loads the server,
+ * the metrics, the file watcher or the cron scheduler (those are `run`'s), and `--version` or
+ * `--help` load no verb at all.
  */
-const COMMANDS: Record<string, () => Promise<Command>> = {
-  plan: async () => (await import("./plan.js")).planCommand,
-  apply: async () => (await import("./apply.js")).applyCommand,
-  run: async () => (await import("./run.js")).runCommand,
-  rotate: async () => (await import("./rotate.js")).rotateCommand,
-  export: async () => (await import("./export.js")).exportCommand,
-  emulator: async () => (await import("./emulator.js")).emulatorCommand,
-  validate: async () => (await import("./validate.js")).validateCommand,
-  schema: async () => (await import("./schema.js")).schemaCommand,
-  demo: async () => (await import("./demo.js")).demoCommand,
-};
 
-const USAGE = `usage: cf-oauth-gitops <command> [options]
+interface Entry {
+  spec: VerbSpec;
+  load: () => Promise<VerbRun<VerbSpec>>;
+}
 
-commands:
-  validate   check the config and desired-state files (no credentials, no network)
-  plan       show what apply would change (read-only)
-  apply      make the account match the desired state
-  run        keep the account matching the desired state (daemon: git, watch, webhook, metrics)
-  rotate     rotate client secrets (two phases, journaled, grace honoured)
-  export     write an account's live clients as a desired-state file
-  schema     print the JSON Schema of desired-state files
-  emulator   run a local Cloudflare OAuth-clients API emulator
-  demo       plan and apply the examples against an embedded emulator
+/** Pairs a verb's options with the code that takes exactly those options. */
+function entry<S extends VerbSpec>(spec: S, load: () => Promise<VerbRun<S>>): Entry {
+  return { spec, load: load as () => Promise<VerbRun<VerbSpec>> };
+}
 
-Run 'cf-oauth-gitops <command> --help' for a command's options.`;
+const ENTRIES: readonly Entry[] = [
+  entry(VALIDATE, async () => (await import("./validate.js")).runValidate),
+  entry(PLAN, async () => (await import("./plan.js")).runPlan),
+  entry(APPLY, async () => (await import("./apply.js")).runApply),
+  entry(RUN, async () => (await import("./run.js")).runDaemon),
+  entry(ROTATE, async () => (await import("./rotate.js")).runRotate),
+  entry(EXPORT, async () => (await import("./export.js")).runExport),
+  entry(SCHEMA, async () => (await import("./schema.js")).runSchema),
+  entry(EMULATOR, async () => (await import("./emulator.js")).runEmulator),
+  entry(DEMO, async () => (await import("./demo.js")).runDemo),
+];
+
+const USAGE = renderUsage(VERBS);
 
 export async function main(argv: string[], ctx: Omit<CliContext, "args">): Promise<number> {
   const [verb, ...args] = argv;
@@ -46,14 +49,16 @@ export async function main(argv: string[], ctx: Omit<CliContext, "args">): Promi
     ctx.stdout.write(`cf-oauth-gitops ${pkg.version}\n`);
     return ExitCode.ok;
   }
-  const load = COMMANDS[verb];
-  if (!load) {
-    ctx.stderr.write(`cf-oauth-gitops: unknown command '${verb}'\n\n${USAGE}\n`);
+  const found = ENTRIES.find((e) => e.spec.name === verb);
+  if (!found) {
+    const near = suggestVerb(verb, VERBS);
+    ctx.stderr.write(
+      `cf-oauth-gitops: unknown command '${verb}'${near ? `; did you mean '${near}'?` : ""}\n\n${USAGE}\n`,
+    );
     return ExitCode.error;
   }
   try {
-    const command = await load();
-    return await command({ ...ctx, args, dispatch: main });
+    return await runVerb(found.spec, found.load, { ...ctx, args, dispatch: main });
   } catch (error) {
     ctx.stderr.write(`${describeError(error)}\n`);
     // A plan refused by a safety valve is exit 3 for every verb (README, "CLI and exit codes").

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { setFlagsFromString } from "node:v8";
 import { main } from "./dispatch.js";
 import { type Clock, systemClock } from "./io.js";
 
@@ -25,12 +26,27 @@ function isEntryPoint(): boolean {
   }
 }
 
+/** Verbs that serve until a signal: they keep V8's defaults (see {@link oneShotEngineFlags}). */
+const LONG_RUNNING = new Set(["run", "emulator"]);
+
+/**
+ * A one-shot verb makes a handful of requests and exits. Its HTTP parser (undici's llhttp) is
+ * WebAssembly, which V8 compiles quickly first and then again, optimised, on a background thread; the
+ * process then waits for that second compile before it can exit, about 50 to 100 ms for nothing
+ * (docs/BENCHMARKS.md, cli-start). The quick compile alone is plenty for a few responses. Set before
+ * any module is compiled, which V8 allows for this flag; the daemon keeps the optimised parser.
+ */
+function oneShotEngineFlags(): void {
+  setFlagsFromString("--liftoff-only");
+}
+
 /**
  * Runs the CLI as this process: its arguments, streams and working directory, SIGTERM/SIGINT/SIGHUP as the
  * abort signal, and the verb's answer as the exit code. `clock` and `env` are the caller's choice
  * only so that the test entry point can inject a clock (and keep its own variable to itself).
  */
 export async function runAsProcess(clock: Clock, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  if (!LONG_RUNNING.has(process.argv[2] ?? "")) oneShotEngineFlags();
   const controller = new AbortController();
   const stop = () => controller.abort();
   // SIGHUP (the terminal or the ssh session that started the daemon went away, or an operator who
