@@ -26,17 +26,15 @@ function isEntryPoint(): boolean {
   }
 }
 
-/** Verbs that serve until a signal: they keep V8's defaults (see {@link oneShotEngineFlags}). */
-const LONG_RUNNING = new Set(["run", "emulator"]);
-
 /**
- * A one-shot verb makes a handful of requests and exits. Its HTTP parser (undici's llhttp) is
- * WebAssembly, which V8 compiles quickly first and then again, optimised, on a background thread; the
- * process then waits for that second compile before it can exit, about 50 to 100 ms for nothing
- * (docs/BENCHMARKS.md, cli-start). The quick compile alone is plenty for a few responses. Set before
- * any module is compiled, which V8 allows for this flag; the daemon keeps the optimised parser.
+ * The HTTP client's parser (undici's llhttp) is WebAssembly, which V8 compiles quickly first and then
+ * again, optimised, on a background thread. Neither a one-shot command (a handful of responses) nor
+ * the daemon (a few requests a minute) gains from the second compile, and it costs both: a one-shot
+ * command waits for it before it can exit (50 to 100 ms), and it is the daemon's largest memory peak
+ * (about 40 MB of its RSS high-water mark). docs/BENCHMARKS.md (cli-start) has the figures. Set
+ * before any WebAssembly is compiled, which is when V8 reads this flag.
  */
-function oneShotEngineFlags(): void {
+function engineFlags(): void {
   setFlagsFromString("--liftoff-only");
 }
 
@@ -46,7 +44,7 @@ function oneShotEngineFlags(): void {
  * only so that the test entry point can inject a clock (and keep its own variable to itself).
  */
 export async function runAsProcess(clock: Clock, env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  if (!LONG_RUNNING.has(process.argv[2] ?? "")) oneShotEngineFlags();
+  engineFlags();
   const controller = new AbortController();
   const stop = () => controller.abort();
   // SIGHUP (the terminal or the ssh session that started the daemon went away, or an operator who

@@ -69,6 +69,7 @@ async function loaded(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): 
 
 /** What the dispatcher itself is made of: the options tables and the frame that reads them. */
 const FRAME = [
+  "cli/commands",
   "cli/dispatch",
   "cli/frame",
   "cli/io",
@@ -84,8 +85,15 @@ const DAEMON_ONLY = /^(server\/|engine\/daemon|engine\/triggers\/|engine\/source
 const DAEMON_PACKAGES = ["chokidar", "node-cron", "pino-pretty", "prom-client"];
 
 describe("what each verb loads", () => {
-  it("--version, --help and a usage error load no verb and no dependency", async () => {
-    for (const args of [["--version"], ["plan", "--help"], ["run", "-h"], ["apply", "--forse"]]) {
+  it("--version loads the dispatcher alone", async () => {
+    const result = await loaded(["--version"]);
+    expect(result.code).toBe(0);
+    expect(result.own).toEqual(["cli/dispatch", "cli/io", "cli/main", "errors"]);
+    expect(result.packages).toEqual([]);
+  });
+
+  it("--help and a usage error load no verb and no dependency", async () => {
+    for (const args of [["--help"], ["plan", "--help"], ["run", "-h"], ["apply", "--forse"]]) {
       const result = await loaded(args);
       expect(result.code, args.join(" ")).toBe(args[1] === "--forse" ? 1 : 0);
       expect(result.own, args.join(" ")).toEqual(FRAME);
