@@ -8,7 +8,7 @@
  *   same emulator (target ≤ 1.5×). The baseline build's `plan` is shown against the same script.
  * - `validate` of config/examples against the baseline build's (target ≤ 0.5×).
  * - Two idle daemons (`run`, built, 5 clients, interval 1h), this build and the baseline's, side by
- *   side for the same window: RSS at the end (target ≤ 80 MB) and CPU (user + system) over the window.
+ *   side for the same window: RSS at the end (target ≤ 80 MiB) and CPU (user + system) over the window.
  *
  * Every command runs as its own process from the built program (`dist/`, built first unless
  * `--no-build`), in turn: one of each, then again, `--runs` times; medians are shown with the
@@ -40,7 +40,8 @@ const BASELINE_REVISION = "8d6764d432aed922eb69cbeb4096af2f2194e91d";
 const ACCOUNT = "0123456789abcdef0123456789abcdef";
 const TOKEN = "bench-token";
 const CLIENTS = 5;
-const RSS_TARGET_MB = 80;
+/** The idle daemon's RSS target, in MiB (as bench/plan.ts counts memory). */
+const RSS_TARGET_MIB = 80;
 
 const { values } = parseArgs({
   options: {
@@ -284,8 +285,8 @@ async function main(): Promise<void> {
       [
         `idle daemon, ${CLIENTS} clients, after ${IDLE_SECONDS} s: RSS (peak)`,
         `${mib(now.rss)} (${mib(now.hwm)})`,
-        `limit ${RSS_TARGET_MB} MB; baseline ${mib(then.rss)} (${mib(then.hwm)})`,
-        ratio(now.rss / 1024, RSS_TARGET_MB),
+        `limit ${RSS_TARGET_MIB} MiB; baseline ${mib(then.rss)} (${mib(then.hwm)})`,
+        ratio(now.rss / 1024, RSS_TARGET_MIB),
         "≤ 1",
       ],
       [

@@ -42,7 +42,7 @@ const ABOUT: Record<string, string> = {
     "against `node -e 0` (target at most 1.5×), a cold `plan` of a converged 5-client account against a " +
     "bare Node script making the same list request to the same emulator (target at most 1.5×), " +
     "`validate` against the build before the CLI frame (target at most 0.5×); and two idle daemons, this " +
-    "build's and that one's, side by side: RSS (target at most 80 MB) and CPU.",
+    "build's and that one's, side by side: RSS (target at most 80 MiB) and CPU.",
 };
 
 interface BenchResult {

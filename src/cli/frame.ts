@@ -1,3 +1,4 @@
+import { setFlagsFromString } from "node:v8";
 import { describeBadDuration, formatDuration, tryParseDuration } from "../config/duration.js";
 import { closest } from "../config/suggest.js";
 import { GitOpsError } from "../errors.js";
@@ -48,6 +49,8 @@ export interface VerbSpec<O extends Options = Options> {
   /** What the verb does, for its `--help`: paragraphs separated by blank lines, wrapped when shown. */
   readonly about: string;
   readonly options: O;
+  /** The verb talks HTTP through the API client (see {@link quickHttpParser}). */
+  readonly http?: boolean;
   /**
    * Rules between options (`--compromised` needs `--client`): a message when the combination is
    * refused, checked with the options before the verb's code is loaded.
@@ -362,6 +365,7 @@ export async function runVerb<S extends VerbSpec>(
   }
   try {
     const values = parseOptions(spec, ctx.args) as Values<S["options"]>;
+    if (spec.http && ctx.ownsProcess) quickHttpParser();
     const run = await load();
     return await run(ctx, values);
   } catch (error) {
@@ -369,6 +373,21 @@ export async function runVerb<S extends VerbSpec>(
     ctx.stderr.write(usageMessage(spec.name, error));
     return ExitCode.error;
   }
+}
+
+/**
+ * The API client's HTTP parser (undici's llhttp) is WebAssembly, which V8 compiles quickly first and
+ * then again, optimised, on a background thread. Neither a one-shot command (a handful of responses)
+ * nor the daemon (a few requests a minute) gains from the second compile, and it costs both: a
+ * one-shot command waits for it before it can exit (50 to 100 ms), and it is the daemon's largest
+ * memory peak (about 30 MB of its RSS high-water mark); docs/BENCHMARKS.md (cli-start) has the
+ * figures. Set before the verb's code, and so before any WebAssembly, is loaded. Only verbs that talk
+ * HTTP set it: changing a V8 flag makes Node compile its own modules again instead of taking them
+ * from its code cache, which costs `validate` about 20 ms for nothing. Only the program sets it
+ * ({@link CliContext.ownsProcess}): a test running a verb in its own process keeps its V8 as it is.
+ */
+function quickHttpParser(): void {
+  setFlagsFromString("--liftoff-only");
 }
 
 /** A verb as a {@link Command}, for callers that hold its code already (tests, `demo`). */

@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { setFlagsFromString } from "node:v8";
 import { main } from "./dispatch.js";
 import { type Clock, systemClock } from "./io.js";
 
@@ -27,24 +26,11 @@ function isEntryPoint(): boolean {
 }
 
 /**
- * The HTTP client's parser (undici's llhttp) is WebAssembly, which V8 compiles quickly first and then
- * again, optimised, on a background thread. Neither a one-shot command (a handful of responses) nor
- * the daemon (a few requests a minute) gains from the second compile, and it costs both: a one-shot
- * command waits for it before it can exit (50 to 100 ms), and it is the daemon's largest memory peak
- * (about 40 MB of its RSS high-water mark). docs/BENCHMARKS.md (cli-start) has the figures. Set
- * before any WebAssembly is compiled, which is when V8 reads this flag.
- */
-function engineFlags(): void {
-  setFlagsFromString("--liftoff-only");
-}
-
-/**
  * Runs the CLI as this process: its arguments, streams and working directory, SIGTERM/SIGINT/SIGHUP as the
  * abort signal, and the verb's answer as the exit code. `clock` and `env` are the caller's choice
  * only so that the test entry point can inject a clock (and keep its own variable to itself).
  */
 export async function runAsProcess(clock: Clock, env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  engineFlags();
   const controller = new AbortController();
   const stop = () => controller.abort();
   // SIGHUP (the terminal or the ssh session that started the daemon went away, or an operator who
@@ -59,6 +45,7 @@ export async function runAsProcess(clock: Clock, env: NodeJS.ProcessEnv = proces
     cwd: process.cwd(),
     signal: controller.signal,
     clock,
+    ownsProcess: true,
   });
   process.exitCode = code;
   // The verb has returned: nothing it left behind (a request still on the wire after `run`'s shutdown

@@ -75,6 +75,7 @@ export const VALIDATE = defineVerb({
 
 export const PLAN = defineVerb({
   name: "plan",
+  http: true,
   summary: "show what apply would change (read-only)",
   about: "Lists the live clients and prints what apply would do. Reads only (a read-only token is enough).",
   options: {
@@ -98,6 +99,7 @@ export const PLAN = defineVerb({
 
 export const APPLY = defineVerb({
   name: "apply",
+  http: true,
   summary: "make the account match the desired state",
   about:
     "Plans, then applies: creates and patches first, deletes last. Secrets of new clients go to their sinks.",
@@ -116,6 +118,7 @@ export const APPLY = defineVerb({
 
 export const RUN = defineVerb({
   name: "run",
+  http: true,
   summary: "keep the account matching the desired state (daemon: git, watch, webhook, metrics)",
   about:
     "Runs the reconciler until SIGTERM/SIGINT/SIGHUP: a run at start, then on every trigger (the config's " +
@@ -157,6 +160,7 @@ const ROTATE_MODES = ["now", "finish", "compromised", "recover", "status"] as co
 
 export const ROTATE = defineVerb({
   name: "rotate",
+  http: true,
   summary: "rotate client secrets (two phases, journaled, grace honoured)",
   about:
     "Rotates client secrets in two phases, each step journaled in the state directory so a killed run is " +
@@ -214,6 +218,7 @@ export function rotateMode(values: {
 
 export const EXPORT = defineVerb({
   name: "export",
+  http: true,
   summary: "write an account's live clients as a desired-state file",
   about:
     "Writes the live clients of an account as a desired-state file: complete entries pinned by client_id, " +
@@ -316,6 +321,7 @@ export const EMULATOR = defineVerb({
 
 export const DEMO = defineVerb({
   name: "demo",
+  http: true,
   summary: "plan and apply the examples against an embedded emulator",
   about:
     "Starts the embedded emulator on a free port, copies config/examples to a temporary directory, then " +

@@ -88,7 +88,7 @@ describe("what each verb loads", () => {
   it("--version loads the dispatcher alone", async () => {
     const result = await loaded(["--version"]);
     expect(result.code).toBe(0);
-    expect(result.own).toEqual(["cli/dispatch", "cli/io", "cli/main", "errors"]);
+    expect(result.own).toEqual(["cli/dispatch", "cli/io", "cli/main"]);
     expect(result.packages).toEqual([]);
   });
 
