@@ -192,6 +192,7 @@ const ms = (n: number) => `${n.toFixed(0)} ms`;
 const mib = (kib: number) => `${(kib / 1024).toFixed(1)} MiB`;
 
 async function main(): Promise<void> {
+  const loadAtStart = loadavg()[0];
   const work = await mkdtemp(join(tmpdir(), "cf-oauth-gitops-bench-cli-"));
   const emu: EmulatorHandle = await startEmulator({ port: 0, seed: 5, tokens: [TOKEN] });
   const daemons: ChildProcess[] = [];
@@ -297,7 +298,7 @@ async function main(): Promise<void> {
         "",
       ],
     ];
-    console.log(`load average at start: ${loadavg()[0]?.toFixed(2)}`);
+    console.log(`load average at start: ${loadAtStart?.toFixed(2)}, at the end: ${loadavg()[0]?.toFixed(2)}`);
     console.log(
       `bench/cli-start: node dist/cli/main.js against ${baseline.label}, emulator in-process; ` +
         `${RUNS} runs of each command in turn, median (fastest)`,
