@@ -21,7 +21,7 @@ import { TSX_LOADER } from "../test/helpers/program.js";
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const BENCH_DIR = join(ROOT, "bench");
 /** Preferred order; files not listed run after these, alphabetically. */
-const ORDER = ["plan", "api-calls", "apply", "daemon"];
+const ORDER = ["plan", "api-calls", "apply", "daemon", "cli-start"];
 
 /** What each known benchmark measures, for the document. */
 const ABOUT: Record<string, string> = {
@@ -37,6 +37,12 @@ const ABOUT: Record<string, string> = {
   daemon:
     "The daemon (`run`) as a real process: commit-to-live latency through the file watch and the webhook, " +
     "and idle CPU and memory.",
+  "cli-start":
+    "What starting the built CLI costs, each figure beside its reference from the same run: `--version` " +
+    "against `node -e 0` (target at most 1.5×), a cold `plan` of a converged 5-client account against a " +
+    "bare Node script making the same list request to the same emulator (target at most 1.5×), " +
+    "`validate` against the build before the CLI frame (target at most 0.5×); and two idle daemons, this " +
+    "build's and that one's, side by side: RSS (target at most 80 MiB) and CPU.",
 };
 
 interface BenchResult {

@@ -1,27 +1,19 @@
+import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
+import { parsePlan } from "../core/plan-schema.js";
+import type { Plan } from "../core/plan-types.js";
 import { reconcileOnce } from "../engine/reconcile.js";
 import type { ChangeResult } from "../engine/apply.js";
 import { FileInventoryStore } from "../state/inventory.js";
 import { FileJournalStore } from "../state/journal.js";
 import { describeSecretResult } from "./rotate.js";
-import {
-  buildReaderWriter,
-  cliLogger,
-  COMMON_OPTIONS,
-  loadInput,
-  parseFlags,
-  sinkResolver,
-} from "./common.js";
-import { type CliContext, type Command, ExitCode } from "./io.js";
-import { parseFormat, readSavedPlan, renderPlan, reportConflicts } from "./plan.js";
 import { GitOpsError } from "../errors.js";
-
-const USAGE = `usage: cf-oauth-gitops apply [-c FILE] [--state-dir DIR] [--plan FILE] [--force]
-                             [--concurrency N] [--format text|markdown|json] [--no-color]
-
-Plans, then applies: creates and patches first, deletes last. Secrets of new clients go to their sinks.
-  --plan FILE   apply only if the account still matches this reviewed plan (saved by 'plan --out')
-  --force       apply even when a safety valve refuses the plan`;
+import { buildReaderWriter, cliLogger } from "./api.js";
+import { loadInput, sinkResolver } from "./common.js";
+import type { VerbRun } from "./frame.js";
+import { type CliContext, ExitCode } from "./io.js";
+import { renderPlan, reportConflicts } from "./plan.js";
+import type { APPLY } from "./verbs.js";
 
 /**
  * `apply`: the only verb besides `rotate` and `run` that constructs the mutating client. Exit codes:
@@ -29,24 +21,8 @@ Plans, then applies: creates and patches first, deletes last. Secrets of new cli
  * plan has conflicts (the other changes are applied; the conflicted clients are left untouched), 3 the
  * plan was refused as unsafe (nothing applied).
  */
-export const applyCommand: Command = async (ctx) => {
-  const { values } = parseFlags("apply", ctx.args, {
-    ...COMMON_OPTIONS,
-    plan: { type: "string" },
-    force: { type: "boolean" },
-    concurrency: { type: "string" },
-    format: { type: "string" },
-    "no-color": { type: "boolean" },
-  });
-  if (values.help) {
-    ctx.stdout.write(`${USAGE}\n`);
-    return ExitCode.ok;
-  }
-  const format = parseFormat(values.format);
-  const concurrency = values.concurrency === undefined ? 4 : Number(values.concurrency);
-  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
-    throw new GitOpsError("E_USAGE", `--concurrency must be a whole number from 1 to 64`);
-  }
+export const runApply: VerbRun<typeof APPLY> = async (ctx, values) => {
+  const format = values.format;
   const savedPlan = values.plan ? await readSavedPlan(resolve(ctx.cwd, values.plan)) : undefined;
   const input = await loadInput(ctx, values);
   const logger = cliLogger(ctx, values["log-level"]);
@@ -66,8 +42,8 @@ export const applyCommand: Command = async (ctx) => {
         desired: input.desired,
         policy: input.policy,
         rotation: input.config.rotation,
-        force: values.force === true,
-        concurrency,
+        force: values.force,
+        concurrency: values.concurrency,
         signal: ctx.signal,
         ...(savedPlan ? { savedPlan } : {}),
         onProgress: progressReporter(ctx),
@@ -76,7 +52,7 @@ export const applyCommand: Command = async (ctx) => {
     // Work an earlier, interrupted run left in the journal (issue #4), finished before planning.
     for (const r of result.resumed) ctx.stdout.write(`${describeSecretResult(r)}\n`);
     const resumeFailed = result.resumed.some((r) => r.status === "failed" || r.status === "attention");
-    ctx.stdout.write(renderPlan(result.plan, format, ctx, values["no-color"] === true));
+    ctx.stdout.write(renderPlan(result.plan, format, ctx, values["no-color"]));
     const report = result.apply;
     const conflicted = reportConflicts(result.plan, ctx);
     if (!report) {
@@ -114,4 +90,21 @@ export function describeResult(result: ChangeResult): string {
   }
   const where = result.secret_location ? `; secret written to ${result.secret_location}` : "";
   return `✓ ${result.kind} ${target}${result.client_id ? ` ${result.client_id}` : ""}${where}`;
+}
+
+/** Reads a plan saved by `plan --out`. */
+export async function readSavedPlan(path: string): Promise<Plan> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    throw new GitOpsError("E_PLAN_READ", `cannot read plan ${path}: ${(error as Error).message}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new GitOpsError("E_PLAN_READ", `${path} is not a saved plan: ${(error as Error).message}`);
+  }
+  return parsePlan(value, path);
 }

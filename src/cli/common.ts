@@ -1,43 +1,19 @@
 import { resolve } from "node:path";
-import { parseArgs, type ParseArgsConfig } from "node:util";
-import {
-  clientOptionsFromEnv,
-  createClient,
-  createReader,
-  plainHttpBaseUrlWarning,
-  type ClientOptions,
-} from "../cloudflare/index.js";
-import type { OAuthClientsReader, OAuthClientsWriter, ApiHandle } from "../cloudflare/client.js";
 import { loadConfig, loadDesiredState, policyFromConfig } from "../config/index.js";
 import type { ReconcilerConfig } from "../config/types.js";
 import type { DesiredState, Policy } from "../core/model.js";
 import { GitOpsError } from "../errors.js";
-import { createLogger, type Logger } from "../log.js";
+import type { Logger } from "../log.js";
 import { createSink } from "../sinks/index.js";
 import type { SecretSink } from "../sinks/types.js";
 import type { SinkResolver } from "../sinks/types.js";
 import type { CliContext } from "./io.js";
 
-/** Options every reconciling verb takes. */
-export const COMMON_OPTIONS = {
-  config: { type: "string", short: "c" },
-  "state-dir": { type: "string" },
-  "log-level": { type: "string" },
-  help: { type: "boolean", short: "h" },
-} as const satisfies ParseArgsConfig["options"];
-
-/** parseArgs with a usage error (exit 1) instead of a stack trace. */
-export function parseFlags<O extends NonNullable<ParseArgsConfig["options"]>>(
-  verb: string,
-  args: string[],
-  options: O,
-) {
-  try {
-    return parseArgs({ args, options, allowPositionals: false, strict: true });
-  } catch (error) {
-    throw new GitOpsError("E_USAGE", `${verb}: ${(error as Error).message}`);
-  }
-}
+/**
+ * What the verbs that read the desired state share: the config and desired state as the options name
+ * them, and the sinks. Only `plan`, `apply`, `rotate` and `run` load this module (and with it the
+ * sinks); `export` needs the API alone (src/cli/api.ts).
+ */
 
 export interface LoadedInput {
   config: ReconcilerConfig;
@@ -46,53 +22,22 @@ export interface LoadedInput {
 }
 
 /** Loads the config (`-c`, default `cf-oauth-gitops.yaml` in the working directory) and the desired state. */
-export async function loadInput(
-  ctx: CliContext,
-  values: { config?: string | undefined; "state-dir"?: string | undefined },
-): Promise<LoadedInput> {
-  const configPath = resolve(ctx.cwd, values.config ?? "cf-oauth-gitops.yaml");
-  const loaded = await loadConfig(configPath, { cwd: ctx.cwd });
-  const config = values["state-dir"]
-    ? { ...loaded, state_dir: resolve(ctx.cwd, values["state-dir"]) }
-    : loaded;
+export async function loadInput(ctx: CliContext, values: ConfigValues): Promise<LoadedInput> {
+  const config = await loadCliConfig(ctx, values);
   const desired = await loadDesiredState(config);
   return { config, desired, policy: policyFromConfig(config) };
 }
 
-/**
- * Logs go to stderr for the one-shot verbs, so stdout carries only the plan (pipe-able into a PR
- * comment or a file). Quiet (`warn`) unless asked.
- */
-export function cliLogger(ctx: CliContext, level: string | undefined): Logger {
-  return createLogger({ level: level ?? ctx.env["LOG_LEVEL"] ?? "warn", destination: ctx.stderr as never });
+/** The `-c` and `--state-dir` options (src/cli/verbs.ts). */
+export interface ConfigValues {
+  readonly config: string;
+  readonly "state-dir": string | undefined;
 }
 
-/**
- * The API client's options from the environment. A plain-http base URL to another machine is also
- * said on stderr in words, whatever the log level: the client logs it, but a CI job run with
- * `--log-level error` must still show it.
- */
-export function apiClientOptions(
-  ctx: CliContext,
-  overrides: Parameters<typeof clientOptionsFromEnv>[1],
-): ClientOptions {
-  const options = clientOptionsFromEnv(ctx.env, overrides);
-  const warning = plainHttpBaseUrlWarning(options.baseUrl);
-  if (warning) ctx.stderr.write(`warning: ${warning}\n`);
-  return options;
-}
-
-/** The read-only API handle: all `plan` and `export` ever construct. */
-export function buildReader(ctx: CliContext, logger: Logger): OAuthClientsReader & ApiHandle {
-  return createReader(apiClientOptions(ctx, { logger }));
-}
-
-/** The read-write handle, for `apply` and `rotate` only. */
-export function buildReaderWriter(
-  ctx: CliContext,
-  logger: Logger,
-): OAuthClientsReader & OAuthClientsWriter & ApiHandle {
-  return createClient(apiClientOptions(ctx, { logger }));
+/** The config named by `-c`, with `--state-dir` in place of its `state_dir` when given. */
+export async function loadCliConfig(ctx: CliContext, values: ConfigValues): Promise<ReconcilerConfig> {
+  const loaded = await loadConfig(resolve(ctx.cwd, values.config), { cwd: ctx.cwd });
+  return values["state-dir"] ? { ...loaded, state_dir: resolve(ctx.cwd, values["state-dir"]) } : loaded;
 }
 
 /** Builds sinks lazily, once each, from the config's named sinks. */

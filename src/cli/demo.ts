@@ -4,7 +4,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startEmulator } from "../emulator/index.js";
 import { GitOpsError } from "../errors.js";
-import { type Command, ExitCode } from "./io.js";
+import type { VerbRun } from "./frame.js";
+import { ExitCode } from "./io.js";
+import type { DEMO } from "./verbs.js";
 
 const EXAMPLES = fileURLToPath(new URL("../../config/examples", import.meta.url));
 const DEMO_TOKEN = "demo-token";
@@ -14,10 +16,10 @@ const DEMO_TOKEN = "demo-token";
  * emulator on a free port, copies `config/examples` to a temporary directory, plans, applies, plans
  * again (no changes), shows where the secrets went (paths, never values), and stops.
  */
-export const demoCommand: Command = async (ctx) => {
+export const runDemo: VerbRun<typeof DEMO> = async (ctx, values) => {
   const { dispatch } = ctx;
   if (!dispatch) throw new GitOpsError("E_USAGE", "demo: must be started through the command dispatcher");
-  const keep = ctx.args.includes("--keep");
+  const keep = values.keep;
   const work = await mkdtemp(join(tmpdir(), "cf-oauth-gitops-demo-"));
   await cp(EXAMPLES, work, { recursive: true });
   const emulator = await startEmulator({ port: 0, seed: 7, tokens: [DEMO_TOKEN] });

@@ -2,46 +2,25 @@ import { resolve } from "node:path";
 import { stringify } from "yaml";
 import type { LiveClient } from "../api/oauth-clients.js";
 import { WRITABLE_FIELDS, PROTOCOL_SCOPES } from "../api/oauth-clients.js";
-import { GitOpsError } from "../errors.js";
 import { writeFileAtomic } from "../state/atomic.js";
-import { buildReader, cliLogger, COMMON_OPTIONS, parseFlags } from "./common.js";
 import { loadConfig } from "../config/index.js";
-import { type Command, ExitCode } from "./io.js";
-
-const USAGE = `usage: cf-oauth-gitops export [--account ID] [-c FILE] [--out FILE]
-
-Writes the live clients of an account as a desired-state file: complete entries pinned by client_id,
-so committing it and running plan shows no change (adopting an existing account). Reads only.
-  --account ID   the account (default: account_id from the config)
-  --out FILE     write here instead of stdout`;
+import { buildReader, cliLogger } from "./api.js";
+import { UsageError, type VerbRun } from "./frame.js";
+import { ExitCode } from "./io.js";
+import type { EXPORT } from "./verbs.js";
 
 /**
  * `export`: live -> desired. Every writable field is written (an entry is the whole truth, so a field
  * left out would be cleared), protocol scopes are left out because the server manages them
  * (API-NOTES.md, Scopes), and no secret exists in anything the API lists.
  */
-export const exportCommand: Command = async (ctx) => {
-  const { values } = parseFlags("export", ctx.args, {
-    ...COMMON_OPTIONS,
-    account: { type: "string" },
-    out: { type: "string" },
-  });
-  if (values.help) {
-    ctx.stdout.write(`${USAGE}\n`);
-    return ExitCode.ok;
-  }
+export const runExport: VerbRun<typeof EXPORT> = async (ctx, values) => {
   let accountId = values.account;
   if (!accountId) {
-    const config = await loadConfig(resolve(ctx.cwd, values.config ?? "cf-oauth-gitops.yaml")).catch(
-      () => null,
-    );
+    const config = await loadConfig(resolve(ctx.cwd, values.config)).catch(() => null);
     accountId = config?.account_id;
   }
-  if (!accountId)
-    throw new GitOpsError(
-      "E_USAGE",
-      "export: name the account with --account ID (or account_id in the config)",
-    );
+  if (!accountId) throw new UsageError("name the account with --account ID (or account_id in the config)");
   const logger = cliLogger(ctx, values["log-level"]);
   const reader = buildReader(ctx, logger);
   try {

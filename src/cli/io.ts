@@ -25,6 +25,11 @@ export interface CliContext {
    * which loads every verb: that import would make the two modules depend on each other.
    */
   dispatch?: (argv: string[], ctx: Omit<CliContext, "args">) => Promise<number>;
+  /**
+   * True when the CLI is the program (src/cli/main.ts), so it may tune V8 for the whole process
+   * (src/cli/frame.ts `quickHttpParser`); absent when a test or a bench calls a verb in its own process.
+   */
+  ownsProcess?: boolean;
 }
 
 /** The current time; injected so tests can move it (see {@link CliContext.clock}). */

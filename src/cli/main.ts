@@ -45,6 +45,7 @@ export async function runAsProcess(clock: Clock, env: NodeJS.ProcessEnv = proces
     cwd: process.cwd(),
     signal: controller.signal,
     clock,
+    ownsProcess: true,
   });
   process.exitCode = code;
   // The verb has returned: nothing it left behind (a request still on the wire after `run`'s shutdown

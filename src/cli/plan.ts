@@ -1,36 +1,21 @@
-import { access, readFile } from "node:fs/promises";
+import { access } from "node:fs/promises";
 import { resolve } from "node:path";
 import { DEFAULT_OWNERSHIP_REF } from "../config/schema.js";
 import type { ReconcilerConfig } from "../config/types.js";
-import { parsePlan } from "../core/plan-schema.js";
 import type { Plan } from "../core/plan-types.js";
-import {
-  type OwnershipForPlan,
-  readOwnershipForPlan,
-  ReadOnlyInventoryStore,
-} from "../engine/ownership-ref.js";
+import type { OwnershipForPlan } from "../engine/ownership-ref.js";
 import { reconcileOnce } from "../engine/reconcile.js";
-import { GitOpsError } from "../errors.js";
 import { renderJson } from "../render/json.js";
 import { renderMarkdown } from "../render/markdown.js";
 import { renderText } from "../render/text.js";
 import { FileInventoryStore, type InventoryStore } from "../state/inventory.js";
 import { FileJournalStore } from "../state/journal.js";
 import { writeFileAtomic } from "../state/atomic.js";
-import { buildReader, cliLogger, COMMON_OPTIONS, loadInput, parseFlags, sinkResolver } from "./common.js";
-import { type CliContext, type Command, ExitCode } from "./io.js";
-
-const USAGE = `usage: cf-oauth-gitops plan [-c FILE] [--state-dir DIR] [--format text|markdown|json]
-                            [--out FILE] [--detailed-exitcode] [--no-color]
-                            [--ownership state|git]
-
-Lists the live clients and prints what apply would do. Reads only (a read-only token is enough).
-  --out FILE            also save the plan (JSON, with its checksum) for 'apply --plan FILE'
-  --detailed-exitcode   exit 2 when the plan has changes (0: none, 1: error, 3: unsafe)
-  --ownership SOURCE    which clients this tool owns: 'git' reads the record 'run' publishes
-                        (config ownership.git; default when that is set), 'state' the state
-                        directory's inventory.json (default otherwise). An unreadable record is
-                        exit 1 (E_OWNERSHIP_UNREADABLE), never a plan without it`;
+import { buildReader, cliLogger } from "./api.js";
+import { loadInput, sinkResolver } from "./common.js";
+import type { VerbRun } from "./frame.js";
+import { type CliContext, ExitCode } from "./io.js";
+import type { PLAN } from "./verbs.js";
 
 /** Output formats a plan renders to. */
 export type PlanFormat = "text" | "markdown" | "json";
@@ -49,38 +34,18 @@ export function renderPlan(plan: Plan, format: PlanFormat, ctx: CliContext, noCo
   }
 }
 
-export function parseFormat(value: string | undefined): PlanFormat {
-  const format = value ?? "text";
-  if (format !== "text" && format !== "markdown" && format !== "json") {
-    throw new GitOpsError("E_USAGE", `--format must be text, markdown or json, not '${format}'`);
-  }
-  return format;
-}
-
 /**
  * `plan`: never constructs the mutating client, so nothing it does can write (DESIGN.md, "Dry-run
  * decided once"). Exit codes: 0 no changes (or changes without --detailed-exitcode), 2 changes
  * pending with --detailed-exitcode, 3 the plan would be refused as unsafe, 1 any error or a conflict
  * ({@link reportConflicts}).
  */
-export const planCommand: Command = async (ctx) => {
-  const { values } = parseFlags("plan", ctx.args, {
-    ...COMMON_OPTIONS,
-    format: { type: "string" },
-    out: { type: "string" },
-    "detailed-exitcode": { type: "boolean" },
-    "no-color": { type: "boolean" },
-    ownership: { type: "string" },
-  });
-  if (values.help) {
-    ctx.stdout.write(`${USAGE}\n`);
-    return ExitCode.ok;
-  }
-  const format = parseFormat(values.format);
+export const runPlan: VerbRun<typeof PLAN> = async (ctx, values) => {
+  const format = values.format;
   const input = await loadInput(ctx, values);
   const ownership = await openOwnership(
     input.config,
-    parseOwnershipSource(values.ownership, input.config),
+    values.ownership ?? (input.config.ownership ? "git" : "state"),
     ctx,
   );
   const logger = cliLogger(ctx, values["log-level"]);
@@ -100,7 +65,7 @@ export const planCommand: Command = async (ctx) => {
     );
     const warning = ownershipWarning(plan, ownership);
     if (warning) ctx.stderr.write(`warning [W_OWNERSHIP_UNKNOWN]: ${warning}\n`);
-    ctx.stdout.write(renderPlan(plan, format, ctx, values["no-color"] === true));
+    ctx.stdout.write(renderPlan(plan, format, ctx, values["no-color"]));
     ctx.stdout.write(ownershipNote(format, ownership, warning));
     if (values.out) await writeFileAtomic(resolve(ctx.cwd, values.out), renderJson(plan), { mode: 0o644 });
     if (reportConflicts(plan, ctx)) return ExitCode.error;
@@ -113,17 +78,8 @@ export const planCommand: Command = async (ctx) => {
   }
 };
 
-/** Where a plan's ownership came from. */
+/** Where a plan's ownership came from (`--ownership`; `git` by default when the config has `ownership.git`). */
 export type OwnershipSource = "state" | "git";
-
-/** `--ownership`, defaulting to `git` when the config has `ownership.git`. */
-export function parseOwnershipSource(value: string | undefined, config: ReconcilerConfig): OwnershipSource {
-  if (value === undefined) return config.ownership ? "git" : "state";
-  if (value !== "state" && value !== "git") {
-    throw new GitOpsError("E_USAGE", `--ownership must be state or git, not '${value}'`);
-  }
-  return value;
-}
 
 /** The inventory a plan reads, and what the plan's note says about it. */
 interface PlanOwnership {
@@ -147,6 +103,8 @@ async function openOwnership(
 ): Promise<PlanOwnership> {
   const configured = config.ownership !== undefined;
   if (source === "git") {
+    // Only a plan from the published record needs git (and the code that reads it).
+    const { readOwnershipForPlan, ReadOnlyInventoryStore } = await import("../engine/ownership-ref.js");
     const ref = config.ownership?.git.ref ?? DEFAULT_OWNERSHIP_REF;
     const record = await readOwnershipForPlan(config, ref, ctx.env, ctx.signal);
     return { store: new ReadOnlyInventoryStore(record.inventory), record, stateFile: null, configured };
@@ -225,21 +183,4 @@ export function reportConflicts(plan: Plan, ctx: CliContext): boolean {
       `realised as written (listed under Conflicts in the plan); the clients concerned were left untouched\n`,
   );
   return true;
-}
-
-/** Reads a plan saved by `plan --out`. */
-export async function readSavedPlan(path: string): Promise<Plan> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (error) {
-    throw new GitOpsError("E_PLAN_READ", `cannot read plan ${path}: ${(error as Error).message}`);
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw new GitOpsError("E_PLAN_READ", `${path} is not a saved plan: ${(error as Error).message}`);
-  }
-  return parsePlan(value, path);
 }

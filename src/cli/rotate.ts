@@ -7,89 +7,23 @@ import {
   rotateOnce,
   type SecretOpResult,
 } from "../engine/rotate.js";
-import { GitOpsError } from "../errors.js";
 import { FileInventoryStore } from "../state/inventory.js";
 import { FileJournalStore } from "../state/journal.js";
-import {
-  buildReader,
-  buildReaderWriter,
-  cliLogger,
-  COMMON_OPTIONS,
-  loadInput,
-  parseFlags,
-  sinkResolver,
-} from "./common.js";
-import { type Command, ExitCode } from "./io.js";
-
-const USAGE = `usage: cf-oauth-gitops rotate [-c FILE] [--state-dir DIR] [--client NAME]...
-                              [--now | --finish | --compromised | --recover | --status]
-                              [--dry-run] [--format text|json]
-
-Rotates client secrets in two phases, each step journaled in the state directory so a killed run is
-resumed by the next one: (1) check the sink is writable, rotate_secret, write the new secret to the
-sink and read it back; (2) once 'grace' has passed, delete the old secret. Work left by an earlier run
-(a secret not yet published, a due deletion) is always finished first.
-
-  (default)      finish deletions whose grace has passed; rotate secrets whose age reached 'every'
-  --now          start a rotation now, whatever the age (the old secret still gets its grace)
-  --finish       only delete old secrets whose grace has passed
-  --compromised  break-glass, needs --client: delete any old secret, rotate, publish, and delete the
-                 replaced secret at once (consumers must pick up the new secret immediately)
-  --recover      needs --client: for a client left alone because it has a rotated secret this tool
-                 does not know (E_UNKNOWN_ROTATED_SECRET) or a rotation whose new secret was lost
-                 (E_ROTATION_SECRET_LOST). Trusts that the sink holds the NEWEST secret, deletes the
-                 rotated (older) one, then rotates and publishes right away so the tool knows a valid
-                 secret again (the secret it replaces keeps its grace). Risk: if the sink holds the
-                 older secret, consumers are locked out from the delete until they read the newly
-                 published one; after E_ROTATION_SECRET_LOST that is certain (the sink holds the
-                 older secret), so run it when consumers can re-read the sink.
-  --status       print each client's secret age, phase and next due time; changes nothing
-  --dry-run      print what this rotate (with the flags given) would do, action by action, and
-                 change nothing: no API write, no sink probe or write, no journal file
-  --client NAME  act only on these clients (repeatable)
-
-Exit codes: 0 everything done (or waiting for grace); 1 any failure, or a client left alone that needs
---recover (an unknown rotated secret, a lost new secret).`;
-
-const MODE_FLAGS = ["now", "finish", "compromised", "recover", "status"] as const;
+import { buildReader, buildReaderWriter, cliLogger } from "./api.js";
+import { loadInput, sinkResolver } from "./common.js";
+import type { VerbRun } from "./frame.js";
+import { ExitCode } from "./io.js";
+import { type ROTATE, rotateMode } from "./verbs.js";
 
 /**
  * `rotate`: the secret rotation verb (issue #4), and `rotateOnce` is what the daemon's schedule calls.
  * `--status` constructs only the read-only client (DESIGN.md, "Dry-run decided once").
  */
-export const rotateCommand: Command = async (ctx) => {
-  const { values } = parseFlags("rotate", ctx.args, {
-    ...COMMON_OPTIONS,
-    client: { type: "string", multiple: true },
-    now: { type: "boolean" },
-    finish: { type: "boolean" },
-    compromised: { type: "boolean" },
-    recover: { type: "boolean" },
-    status: { type: "boolean" },
-    "dry-run": { type: "boolean" },
-    format: { type: "string" },
-  });
-  if (values.help) {
-    ctx.stdout.write(`${USAGE}\n`);
-    return ExitCode.ok;
-  }
-  const chosen = MODE_FLAGS.filter((flag) => values[flag] === true);
-  if (chosen.length > 1)
-    throw new GitOpsError("E_USAGE", `rotate: --${chosen.join(" and --")} cannot be combined`);
-  const clients = values.client ?? [];
-  const mode = chosen[0];
-  if ((mode === "compromised" || mode === "recover") && clients.length === 0) {
-    throw new GitOpsError(
-      "E_USAGE",
-      `rotate --${mode} needs --client NAME: it never applies to every client implicitly`,
-    );
-  }
-  const dryRun = values["dry-run"] === true;
-  if (dryRun && mode === "status")
-    throw new GitOpsError("E_USAGE", "rotate: --dry-run and --status cannot be combined");
-  const format = values.format ?? "text";
-  if (format !== "text" && format !== "json")
-    throw new GitOpsError("E_USAGE", `--format must be text or json`);
+export const runRotate: VerbRun<typeof ROTATE> = async (ctx, values) => {
+  const clients = values.client;
+  const mode = rotateMode(values);
+  const dryRun = values["dry-run"];
+  const format = values.format;
 
   const input = await loadInput(ctx, values);
   const logger = cliLogger(ctx, values["log-level"]);

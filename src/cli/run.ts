@@ -1,9 +1,8 @@
 import { readFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createClient, createReader } from "../cloudflare/index.js";
-import { loadConfig, policyFromConfig } from "../config/index.js";
-import { tryParseDuration } from "../config/duration.js";
+import { policyFromConfig } from "../config/index.js";
 import type { ReconcilerConfig } from "../config/types.js";
 import {
   Daemon,
@@ -21,50 +20,18 @@ import { DaemonMetrics } from "../server/metrics.js";
 import { createWebhookHandler, loadWebhookSecret } from "../server/webhook.js";
 import { FileInventoryStore } from "../state/inventory.js";
 import { FileJournalStore } from "../state/journal.js";
-import { apiClientOptions, COMMON_OPTIONS, parseFlags, sinkResolver } from "./common.js";
-import { type CliContext, type Clock, type Command, ExitCode } from "./io.js";
+import { apiClientOptions } from "./api.js";
+import { loadCliConfig, sinkResolver } from "./common.js";
+import type { VerbRun } from "./frame.js";
+import { type CliContext, type Clock, ExitCode } from "./io.js";
+import type { RUN } from "./verbs.js";
 
-const USAGE = `usage: cf-oauth-gitops run [-c FILE] [--state-dir DIR] [--dry-run] [--once]
-                           [--listen HOST:PORT] [--log-format json|pretty] [--log-level LEVEL]
-                           [--shutdown-timeout DURATION] [--concurrency N]
-
-Runs the reconciler until SIGTERM/SIGINT/SIGHUP: a run at start, then on every trigger (the config's
-'interval' with ±10% jitter, a change under the desired directory, a new commit on the git source's
-branch, a verified POST /hooks/git) and on the rotation schedule. One run at a time; triggers during a
-run coalesce into one follow-up run; failures back off. Invalid desired state is never applied.
-
-  --dry-run               observe only: the mutating client is never built; drift and due rotations
-                          are reported (status, metrics, logs)
-  --once                  one run with the daemon's wiring, then exit (0 ok, 1 error or partial, 3 unsafe)
-  --listen HOST:PORT      serve /healthz /readyz /status /metrics /hooks/git here (default: the
-                          config's server.address, 127.0.0.1:9090; port 0 picks a free port)
-  --log-format FORMAT     json (default, one object per line on stdout) or pretty
-  --shutdown-timeout D    on SIGTERM, SIGINT or SIGHUP, finish the changes in flight within D
-                          (default 30s), then exit
-  --concurrency N         changes in flight at once (default 4)`;
-
-export const DEFAULT_SHUTDOWN_TIMEOUT_SECONDS = 30;
-
-/** `run`: the daemon. See USAGE and engine/daemon.ts. */
-export const runCommand: Command = async (ctx) => {
-  const { values } = parseFlags("run", ctx.args, {
-    ...COMMON_OPTIONS,
-    "dry-run": { type: "boolean" },
-    once: { type: "boolean" },
-    listen: { type: "string" },
-    "log-format": { type: "string" },
-    "shutdown-timeout": { type: "string" },
-    concurrency: { type: "string" },
-  });
-  if (values.help) {
-    ctx.stdout.write(`${USAGE}\n`);
-    return ExitCode.ok;
-  }
-  const dryRun = values["dry-run"] === true;
-  const shutdownMs = parseShutdownTimeout(values["shutdown-timeout"]) * 1000;
-  const concurrency = parseConcurrency(values.concurrency);
+/** `run`: the daemon. See its options and description in src/cli/verbs.ts, and engine/daemon.ts. */
+export const runDaemon: VerbRun<typeof RUN> = async (ctx, values) => {
+  const dryRun = values["dry-run"];
+  const shutdownMs = values["shutdown-timeout"] * 1000;
   const logger = await daemonLogger(ctx, values["log-format"], values["log-level"]);
-  const config = await loadRunConfig(ctx, values);
+  const config = await loadCliConfig(ctx, values);
   if (config.ownership && !config.source) {
     // The record is published to a ref of the source repository; a directory has none.
     throw new GitOpsError(
@@ -94,7 +61,15 @@ export const runCommand: Command = async (ctx) => {
     : null;
   let abandoned = false;
   try {
-    const daemon = buildDaemon(ctx, config, { logger, metrics, concurrency, client, writer, git, clock });
+    const daemon = buildDaemon(ctx, config, {
+      logger,
+      metrics,
+      concurrency: values.concurrency,
+      client,
+      writer,
+      git,
+      clock,
+    });
     if (values.once) return exitCodeOf(await daemon.runOnce(!dryRun));
     const server = await startServer(values.listen ?? config.server.address, {
       readiness: () => daemon.readiness(),
@@ -231,53 +206,20 @@ export function exitCodeOf(record: RunRecord): number {
   return ExitCode.error;
 }
 
-async function loadRunConfig(
-  ctx: CliContext,
-  values: { config?: string | undefined; "state-dir"?: string | undefined },
-): Promise<ReconcilerConfig> {
-  const loaded = await loadConfig(resolve(ctx.cwd, values.config ?? "cf-oauth-gitops.yaml"), {
-    cwd: ctx.cwd,
-  });
-  return values["state-dir"] ? { ...loaded, state_dir: resolve(ctx.cwd, values["state-dir"]) } : loaded;
-}
-
 /** JSON lines on stdout (info by default), or pino-pretty for people. */
 async function daemonLogger(
   ctx: CliContext,
-  format: string | undefined,
+  format: "json" | "pretty",
   level: string | undefined,
 ): Promise<Logger> {
   const chosenLevel = level ?? ctx.env["LOG_LEVEL"] ?? "info";
-  if (format === undefined || format === "json") {
-    return createLogger({ level: chosenLevel, destination: ctx.stdout as never });
-  }
-  if (format !== "pretty")
-    throw new GitOpsError("E_USAGE", `--log-format must be json or pretty, not '${format}'`);
+  if (format === "json") return createLogger({ level: chosenLevel, destination: ctx.stdout as never });
   const pretty = (await import("pino-pretty")).build;
   const colorize = (ctx.stdout as { isTTY?: boolean }).isTTY === true && ctx.env["NO_COLOR"] === undefined;
   return createLogger({
     level: chosenLevel,
     destination: pretty({ colorize, destination: ctx.stdout, sync: true }),
   });
-}
-
-function parseShutdownTimeout(value: string | undefined): number {
-  if (value === undefined) return DEFAULT_SHUTDOWN_TIMEOUT_SECONDS;
-  const seconds = /^\d+$/.test(value) ? Number(value) : tryParseDuration(value);
-  if (seconds === undefined || seconds < 1 || seconds > 3600) {
-    throw new GitOpsError(
-      "E_USAGE",
-      `--shutdown-timeout must be a duration from 1s to 1h (e.g. 30s), not '${value}'`,
-    );
-  }
-  return seconds;
-}
-
-function parseConcurrency(value: string | undefined): number {
-  const n = value === undefined ? 4 : Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 64)
-    throw new GitOpsError("E_USAGE", "--concurrency must be a whole number from 1 to 64");
-  return n;
 }
 
 function aborted(signal: AbortSignal): Promise<void> {
