@@ -1,16 +1,16 @@
 import { SinkError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { ExecSink } from "./exec.js";
-import { FileSink } from "./file.js";
-import { KubernetesSink } from "./kubernetes.js";
+import { ExecSink } from "./exec-sink.js";
+import { FileSink } from "./file-sink.js";
+import { KubernetesSink } from "./kubernetes-sink.js";
 import type { SecretSink } from "./types.js";
-import { VaultSink } from "./vault.js";
+import { VaultSink } from "./vault-sink.js";
 
 export type { SecretRecord, SecretSink, SinkAddress, SinkResolver, StoredRecord } from "./types.js";
-export { ExecSink } from "./exec.js";
-export { FileSink } from "./file.js";
-export { KubernetesSink } from "./kubernetes.js";
-export { VaultSink } from "./vault.js";
+export { ExecSink } from "./exec-sink.js";
+export { FileSink } from "./file-sink.js";
+export { KubernetesSink } from "./kubernetes-sink.js";
+export { VaultSink } from "./vault-sink.js";
 
 /**
  * One entry of the config's `sinks:` map, discriminated by `type`. The config loader produces these

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { inspect } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
-import { FileSink, safeSegment } from "../../src/sinks/file.js";
+import { FileSink, safeSegment } from "../../src/sinks/file-sink.js";
 import { MAX_ATOMIC_NAME_BYTES } from "../../src/state/atomic.js";
 import { Secret } from "../../src/secret.js";
 import { run } from "./helpers.js";
