@@ -5,6 +5,7 @@ import type { Readable } from "node:stream";
 import { z } from "zod";
 import { SinkError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
+import { describeExecRecord } from "./naming.js";
 import { addressLabel, revealRecord, storedRecord } from "./record.js";
 import { pieceScrubbedExcerpt } from "./redact.js";
 import type { SecretRecord, SecretSink, SinkAddress, StoredRecord } from "./types.js";
@@ -15,7 +16,7 @@ export interface ExecSinkOptions {
   /**
    * argv of the read-back command. Without it `read` fails with `E_SINK_READ_UNSUPPORTED` and the
    * preflight refuses the sink: a secret that cannot be read back can never count as published (the
-   * config requires it; src/config/schema.ts).
+   * config requires it; src/sinks/exec.ts).
    */
   read_command?: string[];
   /** argv of the preflight; without it the preflight checks that the commands are executable. */
@@ -156,7 +157,7 @@ export class ExecSink implements SecretSink {
   }
 
   describe(address: SinkAddress): string {
-    return `exec:${this.#options.command[0]} (${addressLabel(address)})`;
+    return describeExecRecord(this.#options, address);
   }
 
   async checkWritable(address: SinkAddress): Promise<void> {

@@ -1,12 +1,13 @@
 import { access, constants, mkdir, readFile, rm, stat } from "node:fs/promises";
 import { createHash, randomBytes } from "node:crypto";
 import { basename, dirname, join } from "node:path";
-import { Decrypter, Encrypter, armor } from "age-encryption";
+import type * as AgeModule from "age-encryption";
+import type { Decrypter } from "age-encryption";
 import { SinkError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import { writeFileAtomic } from "../state/atomic.js";
 import { formatEnv, parseEnv, recordFromEnv } from "./envfile.js";
-import { KEY_HASH_SEPARATOR, fileRecordName, safeSegment } from "./naming.js";
+import { KEY_HASH_SEPARATOR, describeFileRecord, fileRecordPath } from "./naming.js";
 import { plainRecordSchema, revealRecord, storedRecord, type PlainRecord } from "./record.js";
 import type { SecretRecord, SecretSink, SinkAddress, StoredRecord } from "./types.js";
 
@@ -38,6 +39,9 @@ export interface FileSinkOptions {
   logger?: Logger;
 }
 
+/** age, loaded the first time an encrypting sink needs it: most file sinks never do. */
+let ageModule: Promise<typeof AgeModule> | undefined;
+
 /**
  * The built-in sink: one file per client, `<dir>/<account_id>/<key>.json` (or `.env`), holding
  * `client_id`, `client_secret`, `account_id`, `client_name`, `issued_at`. Written atomically (temp
@@ -58,11 +62,12 @@ export class FileSink implements SecretSink {
   readonly #recipients: readonly string[] | null;
   readonly #identityFile: string | null;
   readonly #logger: Logger;
+  #age: Promise<typeof AgeModule> | null = null;
 
   constructor(options: FileSinkOptions) {
     this.#dir = options.dir;
     this.#format = options.format ?? "json";
-    this.#recipients = options.age_recipients ? checkRecipients(options.age_recipients) : null;
+    this.#recipients = options.age_recipients ? checkRecipientList(options.age_recipients) : null;
     this.#identityFile = options.age_identity_file ?? null;
     this.#logger = (options.logger ?? silentLogger).child({
       component: "sink",
@@ -71,26 +76,34 @@ export class FileSink implements SecretSink {
     });
   }
 
+  /**
+   * age, with the recipients checked against it once. A recipient age cannot parse fails the sink's
+   * first use with `E_SINK_CONFIG`: its preflight, before any secret is minted.
+   */
+  #encryption(): Promise<typeof AgeModule> {
+    this.#age ??= (ageModule ??= import("age-encryption")).then((age) => {
+      checkRecipients(age, this.#recipients ?? []);
+      return age;
+    });
+    return this.#age;
+  }
+
   /** True when files are age-encrypted. */
   get encrypted(): boolean {
     return this.#recipients !== null;
   }
 
-  /**
-   * The file a record lives in: `<dir>/<account>/<name>` with the name from `fileRecordName`
-   * (src/sinks/naming.ts). Keys are checked so that no key can escape the sink's directory, and a key
-   * whose file (or temp file) name would pass 255 bytes fails here with `E_SINK_KEY`.
-   */
+  /** The file a record lives in, named as `validate` names it (src/sinks/naming.ts `fileRecordPath`). */
   pathOf(address: SinkAddress): string {
-    return join(
-      this.#dir,
-      safeSegment(address.account_id),
-      fileRecordName(address.key, this.#format, this.#recipients !== null),
-    );
+    return fileRecordPath(this.#layout(), address);
   }
 
   describe(address: SinkAddress): string {
-    return `file:${this.pathOf(address)}${this.#recipients ? ` (age, ${this.#recipients.length} recipient(s))` : ""}`;
+    return describeFileRecord(this.#layout(), address);
+  }
+
+  #layout() {
+    return { dir: this.#dir, format: this.#format, age_recipients: this.#recipients ?? undefined };
   }
 
   /**
@@ -103,6 +116,7 @@ export class FileSink implements SecretSink {
   async checkWritable(address: SinkAddress): Promise<void> {
     const path = this.pathOf(address);
     const dir = dirname(path);
+    if (this.#recipients !== null) await this.#encryption();
     if (this.#recipients !== null && this.#identityFile === null) {
       throw new SinkError(
         "E_SINK_NEEDS_IDENTITY",
@@ -210,6 +224,7 @@ export class FileSink implements SecretSink {
             2,
           )}\n`;
     if (!this.#recipients) return text;
+    const { Encrypter, armor } = await this.#encryption();
     try {
       const encrypter = new Encrypter();
       for (const recipient of this.#recipients) encrypter.addRecipient(recipient);
@@ -252,6 +267,7 @@ export class FileSink implements SecretSink {
       );
     }
     // The identity file is a secret: errors name the file and the line number, never its content.
+    const { Decrypter } = await this.#encryption();
     const decrypter = new Decrypter();
     let count = 0;
     for (const [index, line] of text.split("\n").entries()) {
@@ -279,6 +295,7 @@ export class FileSink implements SecretSink {
 
   async #decrypt(raw: string, path: string): Promise<string> {
     const decrypter = await this.#decrypter();
+    const { armor } = await this.#encryption();
     try {
       return await decrypter.decrypt(armor.decode(raw), "text");
     } catch (error) {
@@ -291,8 +308,8 @@ export class FileSink implements SecretSink {
   }
 }
 
-/** Refuses recipients age cannot parse at construction, before any secret is minted. */
-function checkRecipients(recipients: readonly string[]): string[] {
+/** Refuses an empty recipient list at construction: leave the key out to write plain files. */
+function checkRecipientList(recipients: readonly string[]): string[] {
   if (recipients.length === 0) {
     throw new SinkError(
       "E_SINK_CONFIG",
@@ -303,9 +320,14 @@ function checkRecipients(recipients: readonly string[]): string[] {
       },
     );
   }
+  return [...recipients];
+}
+
+/** Refuses recipients age cannot parse. */
+function checkRecipients(age: typeof AgeModule, recipients: readonly string[]): void {
   for (const recipient of recipients) {
     try {
-      new Encrypter().addRecipient(recipient);
+      new age.Encrypter().addRecipient(recipient);
     } catch (error) {
       throw new SinkError(
         "E_SINK_CONFIG",
@@ -314,7 +336,6 @@ function checkRecipients(recipients: readonly string[]): string[] {
       );
     }
   }
-  return [...recipients];
 }
 
 async function readRaw(path: string): Promise<string | null> {

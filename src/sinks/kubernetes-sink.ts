@@ -4,7 +4,7 @@ import { Agent, type Dispatcher } from "undici";
 import { SinkError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import { requestJson, type JsonResponse } from "./http.js";
-import { kubernetesName } from "./naming.js";
+import { describeKubernetesRecord, kubernetesName } from "./naming.js";
 import { addressLabel, revealRecord, storedRecord, type PlainRecord } from "./record.js";
 import { excerpt } from "./redact.js";
 import type { SecretRecord, SecretSink, SinkAddress, StoredRecord } from "./types.js";
@@ -130,7 +130,7 @@ export class KubernetesSink implements SecretSink {
   }
 
   describe(address: SinkAddress): string {
-    return `kubernetes:${this.#namespace}/secrets/${this.nameOf(address)}`;
+    return describeKubernetesRecord({ namespace: this.#namespace, name_prefix: this.#prefix }, address);
   }
 
   async checkWritable(address: SinkAddress): Promise<void> {

@@ -4,7 +4,7 @@ import { SinkError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import { proxyAwareDispatcher, proxySettings } from "../proxy.js";
 import { requestJson, type JsonResponse } from "./http.js";
-import { vaultSecretPath, vaultSegments } from "./naming.js";
+import { describeVaultRecord, vaultBase, vaultDataPath, vaultSecretPath, vaultSegments } from "./naming.js";
 import { plainRecordSchema, revealRecord, storedRecord } from "./record.js";
 import { excerpt } from "./redact.js";
 import type { SecretRecord, SecretSink, SinkAddress, StoredRecord } from "./types.js";
@@ -151,7 +151,7 @@ export class VaultSink implements SecretSink {
       });
     }
     this.#options = options;
-    this.#address = options.address.replace(/\/+$/, "");
+    this.#address = vaultBase(options.address);
     this.#env = options.env ?? process.env;
     this.#now = options.now ?? Date.now;
     this.#logger = (options.logger ?? silentLogger).child({
@@ -167,7 +167,7 @@ export class VaultSink implements SecretSink {
   }
 
   describe(address: SinkAddress): string {
-    return `vault:${this.#address}/v1/${this.#dataPath(address)}`;
+    return describeVaultRecord(this.#options, address);
   }
 
   async checkWritable(address: SinkAddress): Promise<void> {
@@ -290,7 +290,7 @@ export class VaultSink implements SecretSink {
   }
 
   #dataPath(address: SinkAddress): string {
-    return `${this.#mountPath()}/data/${this.secretPath(address)}`;
+    return vaultDataPath(this.#options, address);
   }
 
   #metadataPath(address: SinkAddress): string {
