@@ -11,7 +11,7 @@ import {
 } from "yaml";
 import type { z } from "zod";
 import type { ConfigIssue } from "../errors.js";
-import { fixedIssueCodes } from "./schema.js";
+import { fixedIssueCodes } from "./fields.js";
 import { closest } from "./suggest.js";
 
 /**

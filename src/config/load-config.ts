@@ -12,7 +12,9 @@ import {
   yamlLocator,
 } from "./issues.js";
 import { displayPath } from "./paths.js";
-import { type ConfigOutput, configSchema } from "./schema.js";
+import { sinkRegistry } from "../sinks/registry.js";
+import type { SinkRegistry } from "../sinks/descriptor.js";
+import { type ConfigOutput, configSchemaFor } from "./schema.js";
 import type { ReconcilerConfig, SinkConfig } from "./types.js";
 import { parseYamlFile, readSourceFile, toPlainData } from "./yaml-source.js";
 
@@ -28,6 +30,12 @@ export const DEFAULT_CONFIG_FILE = "cf-oauth-gitops.yaml";
 export interface LoadConfigOptions {
   /** Base for a relative `path` and for how files are named in messages; `process.cwd()` by default. */
   cwd?: string;
+  /**
+   * The sinks `sinks:` may name: src/sinks/registry.ts by default. A test passes a registry with a
+   * sink of its own (src/sinks/descriptor.ts `createSinkRegistry`), and the same to
+   * `loadDesiredState`.
+   */
+  sinks?: SinkRegistry;
 }
 
 /**
@@ -55,18 +63,20 @@ export async function loadConfig(path: string, options: LoadConfigOptions = {}):
       issueAt(where, [], "E_TYPE", "the config file is a mapping of settings, e.g. `desired: ./desired`"),
     ]);
   }
-  const result = configSchema.safeParse(plain.data);
+  const registry = options.sinks ?? sinkRegistry;
+  const schema = configSchemaFor(registry);
+  const result = schema.safeParse(plain.data);
   const issues = result.success
     ? []
     : fromZodIssues(result.error.issues, {
         locator: where,
-        schema: configSchema,
+        schema,
         data: plain.data,
         basePath: [],
       });
-  issues.push(...checkConfig(plain.data, where));
+  issues.push(...checkConfig(plain.data, where, registry));
   if (issues.length > 0) throw new ConfigError(sortIssues(issues, [file]));
-  return buildConfig(result.data as ConfigOutput, { absolute, cwd, where });
+  return buildConfig(result.data as ConfigOutput, { absolute, cwd, where, registry });
 }
 
 function parseSingleDocument(text: string, file: string): YamlContext {
@@ -99,7 +109,7 @@ function parseSingleDocument(text: string, file: string): YamlContext {
 }
 
 /** Rules across fields; they read the raw data so they report even when the schema found other problems. */
-function checkConfig(data: Record<string, unknown>, where: Locator): ConfigIssue[] {
+function checkConfig(data: Record<string, unknown>, where: Locator, registry: SinkRegistry): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   const rotation = isRecord(data.rotation) ? data.rotation : {};
   const duration = (value: unknown, fallback: string) =>
@@ -139,21 +149,15 @@ function checkConfig(data: Record<string, unknown>, where: Locator): ConfigIssue
       ),
     );
   }
-  // An age file sink without an identity can write but never read a record back, and a secret that
-  // cannot be read back is never confirmed as published: it would wait in the journal on every run.
+  // Each sink's rules across its own keys (the file sink's age identity, ...), from its descriptor.
   const sinks = isRecord(data.sinks) ? data.sinks : {};
   for (const [name, sink] of Object.entries(sinks)) {
-    if (!isRecord(sink) || sink.type !== "file" || sink.age_recipients === undefined) continue;
-    if (sink.age_identity_file !== undefined) continue;
-    issues.push(
-      issueAt(
-        where,
-        ["sinks", name, "age_recipients"],
-        "E_AGE_NEEDS_IDENTITY",
-        "`age_recipients` needs `age_identity_file` (an identity that can decrypt the files): without it no secret can be read back to confirm it was published",
-        "key",
-      ),
-    );
+    if (!isRecord(sink)) continue;
+    for (const problem of registry.check(sink)) {
+      issues.push(
+        issueAt(where, ["sinks", name, ...problem.path], problem.code, problem.message, problem.anchor),
+      );
+    }
   }
   // With a config file in the repository, the desired state is that file's `desired:`; a `path`
   // beside it would be a second answer to the same question.
@@ -282,6 +286,7 @@ interface BuildContext {
   absolute: string;
   cwd: string;
   where: Locator;
+  registry: SinkRegistry;
 }
 
 /** Copies `value` without its undefined keys, so the resolved config prints cleanly. */
@@ -289,12 +294,15 @@ function compact<T extends object>(value: T): T {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
 
-function buildConfig(out: ConfigOutput, { absolute, cwd, where }: BuildContext): ReconcilerConfig {
+function buildConfig(out: ConfigOutput, { absolute, cwd, where, registry }: BuildContext): ReconcilerConfig {
   const dir = dirname(absolute);
   const at = (path: string) => resolve(dir, path);
   const atOptional = (path: string | undefined) => (path === undefined ? undefined : at(path));
   const sinks: Record<string, SinkConfig> = {};
-  for (const [name, sink] of Object.entries(out.sinks)) sinks[name] = resolveSink(sink, at, atOptional);
+  // A registry other than the program's may hold types outside `SinkConfig`: they are passed through
+  // as their descriptors resolve them, to that registry's `create`.
+  for (const [name, sink] of Object.entries(out.sinks))
+    sinks[name] = registry.resolve(sink, at) as SinkConfig;
   const { line, col } = where.locate(["desired"]);
   return compact<ReconcilerConfig>({
     config_file: absolute,
@@ -339,30 +347,6 @@ function buildConfig(out: ConfigOutput, { absolute, cwd, where }: BuildContext):
       out.webhook &&
       compact({ secret_env: out.webhook.secret_env, secret_file: atOptional(out.webhook.secret_file) }),
   });
-}
-
-function resolveSink(
-  sink: ConfigOutput["sinks"][string],
-  at: (path: string) => string,
-  atOptional: (path: string | undefined) => string | undefined,
-): SinkConfig {
-  switch (sink.type) {
-    case "file":
-      return compact({ ...sink, dir: at(sink.dir), age_identity_file: atOptional(sink.age_identity_file) });
-    case "exec": {
-      const { timeout, ...rest } = sink;
-      return compact({ ...rest, timeout_seconds: parseDuration(timeout) });
-    }
-    case "vault":
-      return compact({
-        ...sink,
-        token_file: atOptional(sink.token_file),
-        kubernetes_token_file: atOptional(sink.kubernetes_token_file),
-        ca_file: atOptional(sink.ca_file),
-      });
-    case "kubernetes":
-      return compact({ ...sink, token_file: atOptional(sink.token_file), ca_file: atOptional(sink.ca_file) });
-  }
 }
 
 /** The parts of the config the pure planning core needs (src/core/model.ts `Policy`). */

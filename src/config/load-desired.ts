@@ -3,7 +3,8 @@ import { dirname, join } from "node:path";
 import { WRITABLE_FIELDS, type CreateClientBody } from "../api/oauth-clients.js";
 import type { DesiredClient, SecretTarget } from "../core/model.js";
 import { ConfigError, type ConfigIssue, SinkError } from "../errors.js";
-import { type SinkPlacement, sinkPlacement } from "../sinks/naming.js";
+import type { SinkPlacement, SinkRegistry } from "../sinks/descriptor.js";
+import { sinkRegistry } from "../sinks/registry.js";
 import { fastLocator, parseFastYaml } from "./fast-yaml.js";
 import {
   type Locator,
@@ -124,6 +125,8 @@ export interface LoadDesiredOptions {
    * package: the reference the fast path is tested against, and a switch if the fast path misbehaves.
    */
   fastPath?: boolean;
+  /** The registry the config was loaded with (`LoadConfigOptions.sinks`); src/sinks/registry.ts by default. */
+  sinks?: SinkRegistry;
 }
 
 /**
@@ -143,7 +146,7 @@ export async function loadDesiredState(
   await refuseOversizedTree(config, absolute);
   const root = await desiredRoot(config);
   const read = (i: number) => readSourceFile(absolute[i] as string, files[i] as string, MAX_FILE_BYTES, root);
-  const builder = new DesiredStateBuilder(config, options.fastPath ?? true);
+  const builder = new DesiredStateBuilder(config, options.fastPath ?? true, options.sinks ?? sinkRegistry);
   let next = absolute.length > 0 ? read(0) : undefined;
   for (let i = 0; i < absolute.length; i++) {
     const current = await (next as Promise<ReadResult>);
@@ -195,13 +198,15 @@ class DesiredStateBuilder {
   readonly #secrets = new Map<string, SecretClaim>();
   readonly #config: ReconcilerConfig;
   readonly #fastPath: boolean;
+  readonly #sinks: SinkRegistry;
   #journal: JournalEntry[] = [];
   /** Issue counts when the fast-path attempt on the current file began. */
   #attempt: { errors: number; warnings: number } | undefined;
 
-  constructor(config: ReconcilerConfig, fastPath: boolean) {
+  constructor(config: ReconcilerConfig, fastPath: boolean, sinks: SinkRegistry) {
     this.#config = config;
     this.#fastPath = fastPath;
+    this.#sinks = sinks;
   }
 
   addFile(file: string, text: string): void {
@@ -387,8 +392,8 @@ class DesiredStateBuilder {
   }
 
   /**
-   * Records where the entry's secret lands, as its sink maps the key (src/sinks/naming.ts
-   * `sinkPlacement`): two clients whose keys differ but map to one file, Vault path or Secret name
+   * Records where the entry's secret lands, as its sink maps the key (its descriptor's `placement`,
+   * src/sinks/descriptor.ts): two clients whose keys differ but map to one file, Vault path or Secret name
    * would overwrite each other's secret, so they are refused here with both locations, as is a key
    * the sink cannot store at all (`..`, a file name over the length limit).
    */
@@ -408,8 +413,10 @@ class DesiredStateBuilder {
     const issue = { file: claim.file, line: claim.line, col: claim.col, path: formatPath(path) };
     let placement: SinkPlacement;
     try {
-      placement = sinkPlacement(target.sink, sink, { account_id: account, key: target.key }, (absolute) =>
-        displayPath(this.#config.display_root, absolute),
+      placement = this.#sinks.placement(
+        sink,
+        { account_id: account, key: target.key },
+        { sinkName: target.sink, show: (absolute) => displayPath(this.#config.display_root, absolute) },
       );
     } catch (error) {
       if (!(error instanceof SinkError)) throw error;

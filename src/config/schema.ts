@@ -7,8 +7,21 @@ import {
   TOKEN_ENDPOINT_AUTH_METHODS,
   VISIBILITIES,
 } from "../api/oauth-clients.js";
-import { DURATION_PATTERN, describeBadDuration, tryParseDuration } from "./duration.js";
-import { httpUrlProblem, originProblem, redirectUriProblem, showUrl } from "./urls.js";
+import type { SinkRegistry } from "../sinks/descriptor.js";
+import { sinkRegistry } from "../sinks/registry.js";
+import {
+  durationSchema,
+  envNameSchema,
+  httpUrl,
+  nonEmpty,
+  patternCheck,
+  positiveDurationSchema,
+  type Problem,
+  show,
+  urlSchema,
+  withCheck,
+} from "./fields.js";
+import { originProblem, redirectUriProblem } from "./urls.js";
 
 /**
  * The zod schemas of the two kinds of file the user writes. Each schema is the single source for
@@ -20,70 +33,6 @@ import { httpUrlProblem, originProblem, redirectUriProblem, showUrl } from "./ur
  * Rules that relate several entries or several files (duplicate names, sinks that exist) live in
  * `rules.ts`; they need the config and the other files.
  */
-
-/** Schemas whose every failure, type errors included, is reported with a fixed code. */
-export const fixedIssueCodes = z.registry<{ code: string }>();
-
-interface Problem {
-  code: string;
-  message: string;
-}
-
-/**
- * Adds a custom check whose failure carries a stable code (read back in `issues.ts`). It pushes the
- * issue itself rather than going through `superRefine`, which makes a closure on every value checked
- * (about fifteen per client: measurable at 10,000 clients).
- */
-function withCheck<S extends z.ZodType>(schema: S, check: (value: z.output<S>) => Problem | undefined): S {
-  return schema.check(
-    z.check<z.output<S>>((payload) => {
-      const problem = check(payload.value);
-      if (problem) {
-        payload.issues.push({
-          code: "custom",
-          message: problem.message,
-          params: { code: problem.code },
-          input: payload.value,
-          continue: true,
-        });
-      }
-    }),
-  ) as S;
-}
-
-function patternCheck(re: RegExp, code: string, describe: (value: string) => string) {
-  return (value: string): Problem | undefined =>
-    re.test(value) ? undefined : { code, message: describe(value) };
-}
-
-/** Echo a user value in a message without letting a pasted blob flood the output. */
-function show(value: string): string {
-  return value.length > 60 ? `${value.slice(0, 60)}...` : value;
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Shared scalar schemas
-
-function durationString(minimumSeconds: number) {
-  const schema = withCheck(z.string(), (value) => {
-    const seconds = tryParseDuration(value);
-    if (seconds === undefined) return { code: "E_BAD_DURATION", message: describeBadDuration(value) };
-    if (seconds < minimumSeconds)
-      return { code: "E_BAD_DURATION", message: `\`${value}\` is too short: at least 1s` };
-    return undefined;
-  }).meta({
-    pattern: DURATION_PATTERN,
-    description:
-      "A duration: whole numbers with units d, h, m, s, largest first (`30s`, `10m`, `24h`, `90d`, `1h30m`).",
-  });
-  fixedIssueCodes.add(schema, { code: "E_BAD_DURATION" });
-  return schema;
-}
-
-/** `0s` allowed (a grace of zero). */
-export const durationSchema = durationString(0);
-/** Intervals, timeouts and rotation periods: at least one second. */
-export const positiveDurationSchema = durationString(1);
 
 const ACCOUNT_ID_RE = /^[0-9a-fA-F]{32}$/;
 export const accountIdSchema = withCheck(
@@ -104,26 +53,6 @@ const sinkNameSchema = withCheck(
     (v) => `\`${show(v)}\` is not a sink name (letters, digits, \`-\`, \`_\`)`,
   ),
 ).meta({ pattern: SINK_NAME_RE.source });
-
-const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const envNameSchema = withCheck(
-  z.string(),
-  patternCheck(ENV_NAME_RE, "E_BAD_ENV_NAME", (v) => `\`${show(v)}\` is not an environment variable name`),
-).meta({
-  pattern: ENV_NAME_RE.source,
-  description: "Name of an environment variable (never the value itself).",
-});
-
-const nonEmpty = z.string().min(1);
-
-function urlSchema(problemOf: (value: string) => string | undefined, description: string, format?: string) {
-  return withCheck(z.string(), (value) => {
-    const problem = problemOf(value);
-    return problem ? { code: "E_BAD_URL", message: `\`${showUrl(value)}\` ${problem}` } : undefined;
-  }).meta(format ? { format, description } : { description });
-}
-
-const httpUrl = (description: string) => urlSchema(httpUrlProblem, description, "uri");
 
 // ---------------------------------------------------------------------------------------------------
 // Desired-state files
@@ -332,105 +261,6 @@ export const desiredEnvelopeSchema = z.strictObject({
 // ---------------------------------------------------------------------------------------------------
 // The reconciler's config file
 
-const AGE_RECIPIENT_RE = /^age1[0-9a-z]+$/;
-const K8S_NAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-
-const fileSinkFields = z.strictObject({
-  type: z.literal("file"),
-  dir: nonEmpty.meta({ description: "Directory for the secret files, relative to the config file." }),
-  format: z.enum(["json", "env"]).default("json"),
-  age_recipients: z
-    .array(
-      withCheck(
-        z.string(),
-        patternCheck(
-          AGE_RECIPIENT_RE,
-          "E_BAD_AGE_RECIPIENT",
-          (v) => `\`${show(v)}\` is not an age recipient (\`age1...\`)`,
-        ),
-      ),
-    )
-    .min(1)
-    .optional()
-    .meta({
-      description: "Encrypt each file to these age recipients (`age1...`); needs `age_identity_file`.",
-    }),
-  age_identity_file: nonEmpty.optional().meta({
-    description:
-      "age identity able to decrypt the files, relative to this file; required with `age_recipients` (every write is read back).",
-  }),
-});
-// Checked by load-config.ts (E_AGE_NEEDS_IDENTITY); stated here for editors that read the JSON Schema.
-const fileSinkSchema = fileSinkFields.meta({ dependentRequired: { age_recipients: ["age_identity_file"] } });
-
-const execSinkSchema = z.strictObject({
-  type: z.literal("exec"),
-  command: z
-    .array(nonEmpty)
-    .min(1)
-    .meta({ description: "argv of the program to run (no shell); it reads the secret on stdin." }),
-  read_command: z.array(nonEmpty).min(1).meta({
-    description:
-      "argv of a program that prints the stored record as JSON, or the secret alone on its first line. Required: every written secret is read back before it counts as published.",
-  }),
-  check_command: z.array(nonEmpty).min(1).optional().meta({ description: "argv of a preflight program." }),
-  timeout: positiveDurationSchema.default("30s"),
-  pass_env: z.array(envNameSchema).optional().meta({
-    description:
-      "Environment variables passed to the commands besides PATH, HOME and LANG (e.g. `GNUPGHOME`); no other variable reaches them.",
-  }),
-});
-
-const vaultSinkSchema = z.strictObject({
-  type: z.literal("vault"),
-  address: httpUrl("Vault address, e.g. `https://vault.example.com:8200`."),
-  mount: nonEmpty
-    .default("secret")
-    .meta({ description: "KV version 2 mount (a version 1 mount is refused: it has no check-and-set)." }),
-  path_prefix: z.string().meta({ description: "Path under the mount; the secret key is appended." }),
-  token_env: envNameSchema.optional(),
-  token_file: nonEmpty
-    .optional()
-    .meta({ description: "File holding a Vault token, relative to the config file." }),
-  kubernetes_role: nonEmpty
-    .optional()
-    .meta({ description: "Log in with the Kubernetes auth method as this role." }),
-  kubernetes_token_file: nonEmpty
-    .optional()
-    .meta({ description: "Service-account token for the Kubernetes login, relative to this file." }),
-  auth_mount: nonEmpty
-    .optional()
-    .meta({ description: "Mount of the Kubernetes auth method (default `kubernetes`)." }),
-  namespace: nonEmpty.optional().meta({ description: "Vault Enterprise namespace." }),
-  ca_file: nonEmpty.optional().meta({
-    description:
-      "PEM CA bundle that signs Vault's certificate, relative to this file; trusted instead of the system's CAs. `VAULT_CACERT` when left out.",
-  }),
-  tls_server_name: nonEmpty.optional().meta({
-    description:
-      "Name Vault's certificate must carry (and the SNI sent) when it differs from the address's host. `VAULT_TLS_SERVER_NAME` when left out.",
-  }),
-});
-
-const kubernetesSinkSchema = z.strictObject({
-  type: z.literal("kubernetes"),
-  namespace: withCheck(
-    z.string(),
-    patternCheck(K8S_NAME_RE, "E_BAD_NAMESPACE", (v) => `\`${show(v)}\` is not a Kubernetes namespace name`),
-  ),
-  name_prefix: z.string().optional(),
-  api_server: httpUrl("API server URL; in-cluster settings when left out.").optional(),
-  token_file: nonEmpty.optional().meta({ description: "Bearer token file, relative to this file." }),
-  ca_file: nonEmpty.optional().meta({ description: "CA bundle of the API server, relative to this file." }),
-});
-
-const sinkSchema = z.discriminatedUnion("type", [
-  fileSinkSchema,
-  execSinkSchema,
-  vaultSinkSchema,
-  kubernetesSinkSchema,
-]);
-
 /** When no `sinks:` are given: secrets go to `secrets/` beside the config file, one JSON file each. */
 export const DEFAULT_SINKS = { default: { type: "file", dir: "secrets" } } as const;
 
@@ -505,6 +335,16 @@ export function isFullRefName(value: string): boolean {
   );
 }
 
+const CONFIG_TITLE = "cf-oauth-gitops config";
+
+/** `sinks:`, each entry one of the registry's sinks (src/sinks/registry.ts), tagged by `type`. */
+function sinksSchema(registry: SinkRegistry) {
+  return z
+    .record(sinkNameSchema, registry.entrySchema)
+    .prefault(DEFAULT_SINKS)
+    .meta({ description: "Named secret sinks; entries that name none use `default`." });
+}
+
 /** The reconciler's config file (`cf-oauth-gitops.yaml`). */
 export const configSchema = z
   .strictObject({
@@ -532,10 +372,7 @@ export const configSchema = z
         allow_empty: z.boolean().default(false),
       })
       .prefault({}),
-    sinks: z
-      .record(sinkNameSchema, sinkSchema)
-      .prefault(DEFAULT_SINKS)
-      .meta({ description: "Named secret sinks; entries that name none use `default`." }),
+    sinks: sinksSchema(sinkRegistry),
     rotation: z
       .strictObject({
         every: positiveDurationSchema.default("90d"),
@@ -621,7 +458,24 @@ export const configSchema = z
       })
       .optional(),
   })
-  .meta({ title: "cf-oauth-gitops config" });
+  .meta({ title: CONFIG_TITLE });
+
+const configSchemas = new WeakMap<SinkRegistry, typeof configSchema>();
+
+/**
+ * The config file's schema with the sinks of `registry` in `sinks:`: `configSchema` for the
+ * program's own registry; a test (or an embedding program) passes a registry with a sink of its own
+ * (src/sinks/descriptor.ts `createSinkRegistry`) and gets the same config with that sink.
+ */
+export function configSchemaFor(registry: SinkRegistry): typeof configSchema {
+  if (registry === sinkRegistry) return configSchema;
+  let schema = configSchemas.get(registry);
+  if (!schema) {
+    schema = configSchema.extend({ sinks: sinksSchema(registry) }).meta({ title: CONFIG_TITLE });
+    configSchemas.set(registry, schema);
+  }
+  return schema;
+}
 
 /** The config file as written, and as parsed (defaults applied, durations still strings). */
 export type ConfigInput = z.input<typeof configSchema>;
@@ -640,7 +494,7 @@ export function desiredStateJsonSchema(): Record<string, unknown> {
   return jsonSchemaOf(desiredDocumentSchema);
 }
 
-/** JSON Schema of the reconciler's config file. */
-export function configJsonSchema(): Record<string, unknown> {
-  return jsonSchemaOf(configSchema);
+/** JSON Schema of the reconciler's config file; `registry` decides which sinks `sinks:` takes. */
+export function configJsonSchema(registry: SinkRegistry = sinkRegistry): Record<string, unknown> {
+  return jsonSchemaOf(configSchemaFor(registry));
 }

@@ -1,68 +1,24 @@
 import type { ConfigIssue } from "../errors.js";
 import type { DesiredState, PruneMode, SafetyPolicy, SourceLocation } from "../core/model.js";
+import type { SinkConfig } from "../sinks/registry.js";
 
 /**
  * The reconciler's configuration after loading: every path absolute, every duration in seconds, every
  * default applied and every sink resolved, so no other module re-reads or re-defaults the YAML.
  */
 
-/** Writes `<dir>/<key>.json` or `.env`; optionally age-encrypted to the recipients. */
-export interface FileSinkConfig {
-  type: "file";
-  /** Absolute (resolved against the config file's directory). */
-  dir: string;
-  format: "json" | "env";
-  age_recipients?: string[];
-  /** Absolute (resolved against the config file's directory). */
-  age_identity_file?: string;
-}
-
-/** Runs a program (argv, no shell) that receives the secret on stdin. */
-export interface ExecSinkConfig {
-  type: "exec";
-  /** argv; `command[0]` is used as written (a relative program path is the sink's business). */
-  command: string[];
-  /** Required: a secret that cannot be read back never counts as published. */
-  read_command: string[];
-  check_command?: string[];
-  /** The config's `timeout`, in seconds. */
-  timeout_seconds: number;
-  /** Variables passed to the commands besides PATH, HOME and LANG. */
-  pass_env?: string[];
-}
-
-/** HashiCorp Vault KV. No token here: only where to read one from. */
-export interface VaultSinkConfig {
-  type: "vault";
-  address: string;
-  mount: string;
-  path_prefix: string;
-  token_env?: string;
-  /** Absolute (resolved against the config file's directory). */
-  token_file?: string;
-  kubernetes_role?: string;
-  /** Absolute (resolved against the config file's directory). */
-  kubernetes_token_file?: string;
-  auth_mount?: string;
-  namespace?: string;
-  /** Absolute (resolved against the config file's directory). */
-  ca_file?: string;
-  tls_server_name?: string;
-}
-
-/** Kubernetes Secrets in one namespace. */
-export interface KubernetesSinkConfig {
-  type: "kubernetes";
-  namespace: string;
-  name_prefix?: string;
-  api_server?: string;
-  /** Absolute (resolved against the config file's directory); in-cluster defaults when left out. */
-  token_file?: string;
-  /** Absolute (resolved against the config file's directory). */
-  ca_file?: string;
-}
-
-export type SinkConfig = FileSinkConfig | ExecSinkConfig | VaultSinkConfig | KubernetesSinkConfig;
+/**
+ * The sinks' entries come from their descriptors (src/sinks/registry.ts): each type is the validated
+ * options of its schema, resolved by the descriptor (`dir` and other paths absolute, exec's `timeout`
+ * as `timeout_seconds`), so a sink's options are declared once, in its module.
+ */
+export type {
+  ExecSinkConfig,
+  FileSinkConfig,
+  KubernetesSinkConfig,
+  SinkConfig,
+  VaultSinkConfig,
+} from "../sinks/index.js";
 export type SinkType = SinkConfig["type"];
 
 /** Defaults for rotation of every confidential client, and when the rotator runs. */

@@ -1,15 +1,14 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import type { SinkConfig } from "../config/types.js";
 import { SinkError } from "../errors.js";
 import { MAX_ATOMIC_NAME_BYTES } from "../state/atomic.js";
 import type { SinkAddress } from "./types.js";
 
 /**
  * How a secret's key (its `secret.key`, or the client name) becomes a place in a sink. These are pure
- * functions, shared by the sinks and by `validate` (src/config/load-desired.ts), so that the config
- * check compares exactly the names the sinks will write and refuses two clients that would land in
- * one place before either is created.
+ * functions, shared by the sinks and by their descriptors' `placement` (src/sinks/file.ts, ...), which
+ * `validate` uses (src/config/load-desired.ts), so that the config check compares exactly the names
+ * the sinks will write and refuses two clients that would land in one place before either is created.
  */
 
 /** A key made only of these characters is used as it is: safe in file names, URL paths and `pass`. */
@@ -131,53 +130,66 @@ export function kubernetesName(prefix: string, key: string): string {
   return name;
 }
 
-/** Where a record lands in a sink: `id` compares places, `shown` names the place in messages. */
-export interface SinkPlacement {
-  id: string;
-  shown: string;
+// ---------------------------------------------------------------------------------------------------
+// Where a record lives, as messages and plans show it (each sink's `describe`, and its descriptor's
+// for a sink not yet loaded: src/sinks/descriptor.ts).
+
+/** What naming a record needs: the file sink's config, or the options of a `FileSink`. */
+export interface FileLayout {
+  dir: string;
+  format: "json" | "env";
+  age_recipients?: readonly string[] | undefined;
 }
 
 /**
- * The place a sink entry of the config would store `address` in, computed as the sink itself does
- * (file path, Vault data path, Secret name). Two addresses with one `id` would overwrite each
- * other's record, across sinks too (two file sinks on one directory). An exec sink's command decides
- * its own places, so only the same account and key in the same exec sink are known to clash. Throws
- * the sink's `E_SINK_KEY` for a key it cannot store; `context.reason` says why.
+ * The file a record lives in: `<dir>/<account>/<name>` with the name from `fileRecordName`. Keys are checked so that no key can escape the sink's directory, and a key
+ * whose file (or temp file) name would pass 255 bytes fails here with `E_SINK_KEY`.
  */
-export function sinkPlacement(
-  sinkName: string,
-  config: SinkConfig,
+export function fileRecordPath(layout: FileLayout, address: SinkAddress): string {
+  return join(
+    layout.dir,
+    safeSegment(address.account_id),
+    fileRecordName(address.key, layout.format, layout.age_recipients !== undefined),
+  );
+}
+
+/** `file:<path>`, and how many recipients the file is encrypted to. */
+export function describeFileRecord(layout: FileLayout, address: SinkAddress): string {
+  const recipients = layout.age_recipients;
+  return `file:${fileRecordPath(layout, address)}${recipients ? ` (age, ${recipients.length} recipient(s))` : ""}`;
+}
+
+/** What naming a record needs: the vault sink's config, or the options of a `VaultSink`. */
+export interface VaultLayout {
+  address: string;
+  mount: string;
+  path_prefix: string;
+}
+
+/** Vault's address without a trailing slash: what every API path is appended to. */
+export function vaultBase(address: string): string {
+  return address.replace(/\/+$/, "");
+}
+
+/** A record's data path, mount first: `<mount>/data/<path_prefix>/<account_id>/<key>`. */
+export function vaultDataPath(layout: VaultLayout, address: SinkAddress): string {
+  return `${vaultSegments(layout.mount).join("/")}/data/${vaultSecretPath(layout.path_prefix, address)}`;
+}
+
+/** `vault:<address>/v1/<data path>`: the URL the record is read from. */
+export function describeVaultRecord(layout: VaultLayout, address: SinkAddress): string {
+  return `vault:${vaultBase(layout.address)}/v1/${vaultDataPath(layout, address)}`;
+}
+
+/** `kubernetes:<namespace>/secrets/<name>`. */
+export function describeKubernetesRecord(
+  layout: { namespace: string; name_prefix?: string | undefined },
   address: SinkAddress,
-  show: (absolutePath: string) => string = (path) => path,
-): SinkPlacement {
-  switch (config.type) {
-    case "file": {
-      const path = join(
-        config.dir,
-        safeSegment(address.account_id),
-        fileRecordName(address.key, config.format, config.age_recipients !== undefined),
-      );
-      return { id: `file:${path}`, shown: `file ${show(path)}` };
-    }
-    case "vault": {
-      const base = config.address.replace(/\/+$/, "");
-      const data = `${vaultSegments(config.mount).join("/")}/data/${vaultSecretPath(config.path_prefix, address)}`;
-      return {
-        id: `vault:${base}\u0000${config.namespace ?? ""}\u0000${data}`,
-        shown: `vault ${base}/v1/${data}`,
-      };
-    }
-    case "kubernetes": {
-      const name = kubernetesName(config.name_prefix ?? "", address.key);
-      return {
-        id: `kubernetes:${config.api_server ?? "in-cluster"}\u0000${config.namespace}\u0000${name}`,
-        shown: `kubernetes Secret ${config.namespace}/${name}`,
-      };
-    }
-    case "exec":
-      return {
-        id: `exec:${sinkName}\u0000${address.account_id}\u0000${address.key}`,
-        shown: `exec sink \`${sinkName}\` key \`${address.key}\``,
-      };
-  }
+): string {
+  return `kubernetes:${layout.namespace}/secrets/${kubernetesName(layout.name_prefix ?? "", address.key)}`;
+}
+
+/** `exec:<program> (<account>/<key>)`: the program stands for the store it writes to. */
+export function describeExecRecord(config: { command: readonly string[] }, address: SinkAddress): string {
+  return `exec:${config.command[0]} (${address.account_id}/${address.key})`;
 }

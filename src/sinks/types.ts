@@ -21,7 +21,7 @@ export interface SinkAddress {
 
 /**
  * A record read back from a sink. `client_id` (and the other plain fields) are empty when the sink
- * does not store them: an exec read command may print the secret alone (src/sinks/exec.ts).
+ * does not store them: an exec read command may print the secret alone (src/sinks/exec-sink.ts).
  */
 export interface StoredRecord extends SecretRecord {
   /** Sink-specific version (file mtime+hash, Vault version, resourceVersion) for check-and-set. */

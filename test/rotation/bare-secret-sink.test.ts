@@ -5,7 +5,7 @@ import { startTestEmulator } from "../helpers/emulator.js";
 import { checkSecret, makeRotationWorkspace } from "./support.js";
 
 /**
- * An exec sink whose read command prints the secret alone (a format src/sinks/exec.ts documents):
+ * An exec sink whose read command prints the secret alone (a format src/sinks/exec-sink.ts documents):
  * the read-back after a write compares the secret, so creates and rotations publish, and no secret
  * is left waiting in the journal.
  */

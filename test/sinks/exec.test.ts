@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ExecSink } from "../../src/sinks/exec.js";
+import { ExecSink } from "../../src/sinks/exec-sink.js";
 import { createSink } from "../../src/sinks/index.js";
 import { ACCOUNT, FIXTURES, captureLogger, leaksIn, record } from "./helpers.js";
 

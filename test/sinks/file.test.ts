@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { inspect } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
-import { FileSink, safeSegment } from "../../src/sinks/file.js";
+import { FileSink, safeSegment } from "../../src/sinks/file-sink.js";
 import { MAX_ATOMIC_NAME_BYTES } from "../../src/state/atomic.js";
 import { Secret } from "../../src/secret.js";
 import { run } from "./helpers.js";
@@ -308,13 +308,17 @@ describe("file sink: age encryption", () => {
     await expect(missing.checkWritable(address)).rejects.toMatchObject({ code: "E_SINK_NOT_WRITABLE" });
   });
 
-  it("refuses an invalid recipient or an empty list when built", () => {
-    expect(() => new FileSink({ dir: "/tmp", age_recipients: ["age1notarecipient"] })).toThrow(
+  it("refuses an empty recipient list when built, and an invalid recipient on first use", async () => {
+    expect(() => new FileSink({ dir: tmpdir(), age_recipients: [] })).toThrow(
       expect.objectContaining({ code: "E_SINK_CONFIG" }),
     );
-    expect(() => new FileSink({ dir: "/tmp", age_recipients: [] })).toThrow(
-      expect.objectContaining({ code: "E_SINK_CONFIG" }),
-    );
+    // age is loaded on first use (src/sinks/file-sink.ts): the preflight, before anything is minted.
+    const sink = new FileSink({ dir: tmpdir(), age_recipients: ["age1notarecipient"] });
+    const address = { account_id: ACCOUNT, key: "k" };
+    await expect(sink.checkWritable(address)).rejects.toMatchObject({ code: "E_SINK_CONFIG" });
+    await expect(sink.write(address, record("never-written"))).rejects.toMatchObject({
+      code: "E_SINK_CONFIG",
+    });
   });
 });
 

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KubernetesSink, type KubernetesSinkOptions } from "../../src/sinks/kubernetes.js";
+import { KubernetesSink, type KubernetesSinkOptions } from "../../src/sinks/kubernetes-sink.js";
 import { kubernetesName } from "../../src/sinks/naming.js";
 import { KubernetesFake } from "../helpers/kubernetes-fake.js";
 import { ACCOUNT, leaksIn, record, run } from "./helpers.js";

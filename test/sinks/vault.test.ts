@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inspect } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { VaultSink, type VaultSinkOptions } from "../../src/sinks/vault.js";
+import { VaultSink, type VaultSinkOptions } from "../../src/sinks/vault-sink.js";
 import { ConnectProxy } from "../helpers/connect-proxy.js";
 import { makeCertificates, type TestCertificates } from "../helpers/tls.js";
 import { ROOT_POLICY, VaultFake, type VaultPolicy } from "../helpers/vault-fake.js";
