@@ -1,3 +1,4 @@
+import type { BackoffPolicy } from "../backoff.js";
 import { GitOpsError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { proxySettings, type ProxySettings } from "../proxy.js";
@@ -16,11 +17,8 @@ export const DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4";
 /** An API token (preferred: it can be scoped to "OAuth Client Read" for plan-only jobs) or a global key. */
 export type Credentials = { kind: "token"; token: Secret } | { kind: "key"; email: string; key: Secret };
 
-/** Exponential backoff with full jitter: `random() * min(capMs, baseMs * 2^(retry-1))`. */
-export interface BackoffOptions {
-  baseMs?: number;
-  capMs?: number;
-}
+/** The client's backoff between attempts (src/backoff.ts, with full jitter); each part has a default. */
+export type BackoffOptions = Partial<BackoffPolicy>;
 
 export interface ClientOptions {
   /** e.g. `https://api.cloudflare.com/client/v4`, or the emulator's `http://127.0.0.1:PORT/client/v4`. */

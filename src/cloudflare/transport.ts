@@ -1,6 +1,7 @@
 import { setTimeout as sleepTimer } from "node:timers/promises";
 import { request, type Dispatcher } from "undici";
 import type { z } from "zod";
+import { fullJitterBackoffMs, type BackoffPolicy } from "../backoff.js";
 import { silentLogger, type Logger } from "../log.js";
 import { proxyAwareDispatcher, proxySettings } from "../proxy.js";
 import {
@@ -23,7 +24,7 @@ import {
   type Credentials,
 } from "./options.js";
 import { BudgetWaitTooLongError, RateBudget, type Permit } from "./rate-budget.js";
-import { backoffDelayMs, headerValue, parseRateLimitHeaders, retryAfterMs, type HeaderMap } from "./retry.js";
+import { headerValue, parseRateLimitHeaders, retryAfterMs, type HeaderMap } from "./retry.js";
 import { envelopeSchema, failureEnvelopeSchema } from "./schemas.js";
 import { describeIssues, scrubSecrets } from "./validate.js";
 
@@ -110,8 +111,7 @@ export class Transport {
   readonly #maxResponseBytes: number;
   readonly #maxAttempts: number;
   readonly #maxRetryTimeMs: number;
-  readonly #backoffBaseMs: number;
-  readonly #backoffCapMs: number;
+  readonly #backoff: BackoffPolicy;
   readonly #random: () => number;
   readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly #now: () => number;
@@ -125,8 +125,10 @@ export class Transport {
     this.#maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     this.#maxAttempts = Math.max(1, options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS);
     this.#maxRetryTimeMs = options.maxRetryTimeMs ?? DEFAULT_MAX_RETRY_TIME_MS;
-    this.#backoffBaseMs = options.backoff?.baseMs ?? DEFAULT_BACKOFF_BASE_MS;
-    this.#backoffCapMs = options.backoff?.capMs ?? DEFAULT_BACKOFF_CAP_MS;
+    this.#backoff = {
+      baseMs: options.backoff?.baseMs ?? DEFAULT_BACKOFF_BASE_MS,
+      capMs: options.backoff?.capMs ?? DEFAULT_BACKOFF_CAP_MS,
+    };
     this.#random = options.random ?? Math.random;
     this.#sleep = options.sleep ?? ((ms, signal) => sleepTimer(ms, undefined, { signal }));
     this.#now = options.now ?? Date.now;
@@ -190,7 +192,7 @@ export class Transport {
 
   #retryDelay(error: CloudflareApiError, attempt: number): number {
     if (error.retryAfterMs !== null) return error.retryAfterMs;
-    return backoffDelayMs(attempt, this.#backoffBaseMs, this.#backoffCapMs, this.#random);
+    return fullJitterBackoffMs(attempt, this.#backoff, this.#random);
   }
 
   async #pause(ms: number, signal: AbortSignal | undefined, spec: Where, attempt: number) {

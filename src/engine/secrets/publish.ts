@@ -1,3 +1,4 @@
+import { backoffMs, type BackoffPolicy } from "../../backoff.js";
 import { GitOpsError, SinkError } from "../../errors.js";
 import type { SinkAddress } from "../../sinks/types.js";
 import type { JournalEntry } from "../../state/journal.js";
@@ -10,8 +11,8 @@ import type { SecretDeps } from "./types.js";
  * the secret it replaces stays valid.
  */
 
-/** Backoff between publish attempts within one run: 250 ms, 500 ms, ... */
-const PUBLISH_BACKOFF_MS = 250;
+/** Backoff between publish attempts within one run (src/backoff.ts): 250 ms, 500 ms, ... up to 4 s. */
+const PUBLISH_BACKOFF: BackoffPolicy = { baseMs: 250, capMs: 4_000 };
 
 /** Writes the journaled secret to its sink, reads it back and compares; retries with backoff. */
 export async function stepPublish(
@@ -48,7 +49,7 @@ export async function stepPublish(
         },
         "publishing the new secret failed",
       );
-      if (attempt < attempts) await sleep(PUBLISH_BACKOFF_MS * 2 ** (attempt - 1));
+      if (attempt < attempts) await sleep(backoffMs(attempt, PUBLISH_BACKOFF));
     }
   }
   await deps.journal.write({
