@@ -32,16 +32,35 @@ export class GitOpsError extends Error {
     this.context = options.context ?? {};
   }
 
-  /** A plain object for JSON output and logs. */
+  /**
+   * A plain object for JSON output and logs: the context's fields, then the error's own. A context
+   * key named like one of those (`code`, `message`, `name`, `disposition`) is dropped rather than
+   * allowed to replace it, since scripts match on `code` and an error must never claim another's.
+   */
   toJSON(): Record<string, unknown> {
     return {
+      ...this.context,
       name: this.name,
       code: this.code,
       message: this.message,
       disposition: this.disposition,
-      ...this.context,
     };
   }
+}
+
+/** The code and message of any thrown value: what results, journal entries and reports record. */
+export interface ErrorSummary {
+  code: string;
+  message: string;
+}
+
+/**
+ * The one reduction of a thrown value to a code and a message: a GitOpsError keeps its own, anything
+ * else (a bug, a library's error) is `E_UNEXPECTED` with its message.
+ */
+export function errorSummary(error: unknown): ErrorSummary {
+  if (error instanceof GitOpsError) return { code: error.code, message: error.message };
+  return { code: "E_UNEXPECTED", message: error instanceof Error ? error.message : String(error) };
 }
 
 /** One located problem in a config or desired-state file. */

@@ -4,7 +4,7 @@ import type { LiveClient } from "../cloudflare/schemas.js";
 import type { Change, CreateChange, DeleteChange, Plan, UpdateChange } from "../core/plan-types.js";
 import type { SecretTarget } from "../core/model.js";
 import { clientKey } from "../core/rotation.js";
-import { GitOpsError, SinkError } from "../errors.js";
+import { errorSummary, GitOpsError, SinkError } from "../errors.js";
 import type { SinkResolver } from "../sinks/types.js";
 import type { JournalStore } from "../state/journal.js";
 import type { InventoryRecorder } from "./inventory-recorder.js";
@@ -287,10 +287,7 @@ async function forgetJournalOfDeleted(results: readonly ChangeResult[], deps: Ap
 }
 
 function failedResult(change: Change, reason: unknown): ChangeResult {
-  const error =
-    reason instanceof GitOpsError
-      ? { code: reason.code, message: reason.message }
-      : { code: "E_UNEXPECTED", message: reason instanceof Error ? reason.message : String(reason) };
+  const error = errorSummary(reason);
   return {
     kind: change.kind,
     account_id: change.account_id,

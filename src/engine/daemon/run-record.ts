@@ -1,7 +1,7 @@
 import { CloudflareApiError } from "../../cloudflare/errors.js";
 import type { HeldDelete } from "../../core/deferred-deletes.js";
 import type { Change, ChangeKind, Plan, PlanSummary, SafetyViolation } from "../../core/plan-types.js";
-import { ConfigError, type ConfigIssue, type Disposition, GitOpsError } from "../../errors.js";
+import { ConfigError, type ConfigIssue, type Disposition, errorSummary, GitOpsError } from "../../errors.js";
 import type { ApplyReport, ChangeResult } from "../apply.js";
 import type { SecretOpResult } from "../rotate.js";
 import type { LoopState, StepOutcome } from "../triggers/run-queue.js";
@@ -374,10 +374,11 @@ export function errorOf(error: unknown): RunError {
       ...(error.retryAfterMs !== null ? { retry_after_ms: error.retryAfterMs } : {}),
     };
   }
-  if (error instanceof GitOpsError)
-    return { code: error.code, message: error.message, disposition: error.disposition };
-  const message = error instanceof Error ? error.message : String(error);
-  return { code: "E_UNEXPECTED", message, disposition: "transient" };
+  // Anything that is not a GitOpsError is a bug or a library's failure: retried, not stalled on.
+  return {
+    ...errorSummary(error),
+    disposition: error instanceof GitOpsError ? error.disposition : "transient",
+  };
 }
 
 /** The errors `/status` lists for the last run: its own error and each failed change. */

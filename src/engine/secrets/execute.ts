@@ -2,11 +2,11 @@ import { isApiError } from "../../cloudflare/errors.js";
 import type { LiveClient } from "../../cloudflare/schemas.js";
 import { findCreated, type SecretAction, type SecretOp } from "../../core/rotation-plan.js";
 import { addSeconds } from "../../core/rotation.js";
-import { GitOpsError } from "../../errors.js";
+import { errorSummary, GitOpsError } from "../../errors.js";
 import type { Secret } from "../../secret.js";
 import { type JournalEntry, type JournalStep, newJournalEntry } from "../../state/journal.js";
 import { stepPublish } from "./publish.js";
-import { entryRef, errorInfo, label, type Outcome } from "./report.js";
+import { entryRef, label, type Outcome } from "./report.js";
 import type { SecretDeps } from "./types.js";
 
 /**
@@ -67,7 +67,7 @@ export async function executeOp(
         ...current,
         step: "done",
         done_at: deps.now().toISOString(),
-        last_error: errorInfo(error),
+        last_error: errorSummary(error),
       });
       return { status: "done", entry: current, did };
     }

@@ -1,8 +1,8 @@
 import { backoffMs, type BackoffPolicy } from "../../backoff.js";
-import { GitOpsError, SinkError } from "../../errors.js";
+import { errorSummary, GitOpsError, SinkError } from "../../errors.js";
 import type { SinkAddress } from "../../sinks/types.js";
 import type { JournalEntry } from "../../state/journal.js";
-import { errorInfo, label } from "./report.js";
+import { label } from "./report.js";
 import type { SecretDeps } from "./types.js";
 
 /**
@@ -45,7 +45,7 @@ export async function stepPublish(
           client_id: entry.client_id,
           sink: entry.target.sink,
           attempt,
-          error: errorInfo(error),
+          error: errorSummary(error),
         },
         "publishing the new secret failed",
       );
@@ -55,11 +55,11 @@ export async function stepPublish(
   await deps.journal.write({
     ...entry,
     publish_attempts: entry.publish_attempts + attempts,
-    last_error: errorInfo(lastError),
+    last_error: errorSummary(lastError),
   });
   throw new SinkError(
     "E_SECRET_UNPUBLISHED",
-    `${label(entry)}: sink=${entry.target.sink}: ${errorInfo(lastError).message}; the new secret is kept in ` +
+    `${label(entry)}: sink=${entry.target.sink}: ${errorSummary(lastError).message}; the new secret is kept in ` +
       `${deps.journal.pathOf(entry.id)} (0600) and published on the next run; the old secret stays valid`,
     { cause: lastError, context: { sink: entry.target.sink, journal_entry: entry.id } },
   );
