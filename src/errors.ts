@@ -6,7 +6,13 @@
  * standard `cause`. `disposition` sorts failures the way a reconcile loop needs them sorted:
  * `transient` (try again next run), `terminal` (stop, exit non-zero) or `wait` (come back later).
  * The shape follows undici's error classes and Flux's requeue/stall split (see DESIGN.md).
+ * Every code is registered, with its meaning, in src/error-codes.ts: an unregistered one does not
+ * compile.
  */
+
+import type { ErrorCode, IssueCode } from "./error-codes.js";
+
+export type { ErrorCode, IssueCode } from "./error-codes.js";
 
 /** How a reconcile loop should treat a failure. */
 export type Disposition = "transient" | "terminal" | "wait";
@@ -20,11 +26,11 @@ export interface ErrorOptions {
 
 /** Base class: a stable `code` plus a disposition. */
 export class GitOpsError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly disposition: Disposition;
   readonly context: Record<string, unknown>;
 
-  constructor(code: string, message: string, options: ErrorOptions = {}) {
+  constructor(code: ErrorCode, message: string, options: ErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
@@ -50,7 +56,7 @@ export class GitOpsError extends Error {
 
 /** The code and message of any thrown value: what results, journal entries and reports record. */
 export interface ErrorSummary {
-  code: string;
+  code: ErrorCode;
   message: string;
 }
 
@@ -71,8 +77,8 @@ export interface ConfigIssue {
   /** The YAML path of the offending node, e.g. `clients[2].scopes[0]`. */
   path: string;
   message: string;
-  /** A stable code such as `E_UNKNOWN_KEY`, `E_COLON_SCOPE`. */
-  code: string;
+  /** A stable code such as `E_UNKNOWN_KEY`, `E_COLON_SCOPE`, or a warning's `W_...`. */
+  code: IssueCode;
 }
 
 /** Invalid input: carries every problem found, not just the first. */
@@ -101,14 +107,14 @@ export class UnsafePlanError extends GitOpsError {
 
 /** A secret sink failed to write, read back, or describe. */
 export class SinkError extends GitOpsError {
-  constructor(code: string, message: string, options: ErrorOptions = {}) {
+  constructor(code: ErrorCode, message: string, options: ErrorOptions = {}) {
     super(code, message, { disposition: "transient", ...options });
   }
 }
 
 /** The state directory (inventory, journal) could not be read or written. */
 export class StateError extends GitOpsError {
-  constructor(code: string, message: string, options: ErrorOptions = {}) {
+  constructor(code: ErrorCode, message: string, options: ErrorOptions = {}) {
     super(code, message, { disposition: "terminal", ...options });
   }
 }

@@ -5,6 +5,7 @@ import { type Anchor, type PathSegment, isRecord } from "./issues.js";
 import { NON_OPTIONAL_SCOPES, type DesiredClientEntry } from "./schema.js";
 import { closest } from "./suggest.js";
 import type { ReconcilerConfig } from "./types.js";
+import type { ErrorCode, WarningCode } from "../error-codes.js";
 
 /**
  * Rules about one desired entry that relate several of its fields or the config (which sinks exist,
@@ -15,8 +16,8 @@ import type { ReconcilerConfig } from "./types.js";
 
 /** Receives problems at a YAML path; `warn` is for valid input that is probably a mistake. */
 export interface RuleReporter {
-  error(path: PathSegment[], code: string, message: string, anchor?: Anchor): void;
-  warn(path: PathSegment[], code: string, message: string, anchor?: Anchor): void;
+  error(path: PathSegment[], code: ErrorCode, message: string, anchor?: Anchor): void;
+  warn(path: PathSegment[], code: WarningCode, message: string, anchor?: Anchor): void;
 }
 
 const strings = (value: unknown): string[] | undefined =>

@@ -7,6 +7,7 @@ import {
   TOKEN_ENDPOINT_AUTH_METHODS,
   VISIBILITIES,
 } from "../cloudflare/schemas.js";
+import type { ErrorCode } from "../error-codes.js";
 import { DURATION_PATTERN, describeBadDuration, tryParseDuration } from "./duration.js";
 import { httpUrlProblem, originProblem, redirectUriProblem, showUrl } from "./urls.js";
 
@@ -22,10 +23,10 @@ import { httpUrlProblem, originProblem, redirectUriProblem, showUrl } from "./ur
  */
 
 /** Schemas whose every failure, type errors included, is reported with a fixed code. */
-export const fixedIssueCodes = z.registry<{ code: string }>();
+export const fixedIssueCodes = z.registry<{ code: ErrorCode }>();
 
 interface Problem {
-  code: string;
+  code: ErrorCode;
   message: string;
 }
 
@@ -51,7 +52,7 @@ function withCheck<S extends z.ZodType>(schema: S, check: (value: z.output<S>) =
   ) as S;
 }
 
-function patternCheck(re: RegExp, code: string, describe: (value: string) => string) {
+function patternCheck(re: RegExp, code: ErrorCode, describe: (value: string) => string) {
   return (value: string): Problem | undefined =>
     re.test(value) ? undefined : { code, message: describe(value) };
 }

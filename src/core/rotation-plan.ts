@@ -1,4 +1,5 @@
 import type { LiveClient } from "../cloudflare/schemas.js";
+import type { ErrorCode } from "../error-codes.js";
 import type { DesiredState, Inventory, RotationPolicy } from "./model.js";
 import {
   addSeconds,
@@ -122,7 +123,7 @@ export type SecretAction =
       /** How a report counts it: `attention` and `failed` make the run exit 1. */
       status: BlockedStatus;
       /** The stable code a report carries; null for a plain wait. */
-      code: string | null;
+      code: ErrorCode | null;
       reason: string;
     }
   | { kind: "none"; reason: string };

@@ -2,7 +2,7 @@ import { isApiError } from "../../cloudflare/errors.js";
 import type { LiveClient } from "../../cloudflare/schemas.js";
 import { findCreated, type SecretAction, type SecretOp } from "../../core/rotation-plan.js";
 import { addSeconds } from "../../core/rotation.js";
-import { errorSummary, GitOpsError } from "../../errors.js";
+import { type ErrorCode, errorSummary, GitOpsError } from "../../errors.js";
 import type { Secret } from "../../secret.js";
 import { type JournalEntry, type JournalStep, newJournalEntry } from "../../state/journal.js";
 import { stepPublish } from "./publish.js";
@@ -323,7 +323,7 @@ export function isDefiniteFailure(error: unknown): boolean {
 function held(
   op: SecretOp,
   as: "ok" | "attention" | "waiting" | "failed",
-  code: string | null,
+  code: ErrorCode | null,
   message: string,
 ): Outcome {
   return { status: "held", ref: entryRef(op), as, code, message };

@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import { errorSummary, GitOpsError } from "../../errors.js";
+import { type ErrorCode, errorSummary, GitOpsError } from "../../errors.js";
 import { secretLostReason } from "../../core/rotation-plan.js";
 import type { JournalEntry } from "../../state/journal.js";
 import type { SecretOpResult } from "./types.js";
@@ -20,7 +20,7 @@ export type Outcome =
       status: "held";
       ref: ClientRef;
       as: SecretOpResult["status"];
-      code: string | null;
+      code: ErrorCode | null;
       message: string;
     };
 
