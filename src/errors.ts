@@ -5,7 +5,7 @@
  * names the object it failed on (`[account/client_name]`, `sink=vault`, `PATCH /accounts/...`), and the
  * standard `cause`. `disposition` sorts failures the way a reconcile loop needs them sorted:
  * `transient` (try again next run), `terminal` (stop, exit non-zero) or `wait` (come back later).
- * The shape follows undici's error classes and Flux's requeue/stall split (see DESIGN.md).
+ * The shape follows undici's error classes and Flux's requeue/stall split (docs/DESIGN.md, "Errors").
  * Every code is registered, with its meaning, in src/error-codes.ts: an unregistered one does not
  * compile.
  */

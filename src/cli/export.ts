@@ -18,7 +18,7 @@ so committing it and running plan shows no change (adopting an existing account)
 /**
  * `export`: live -> desired. Every writable field is written (an entry is the whole truth, so a field
  * left out would be cleared), protocol scopes are left out because the server manages them
- * (API-NOTES.md, Scopes), and no secret exists in anything the API lists.
+ * (docs/API-BEHAVIOUR.md, "Scopes"), and no secret exists in anything the API lists.
  */
 export const exportCommand: Command = async (ctx) => {
   const { values } = parseFlags("export", ctx.args, {

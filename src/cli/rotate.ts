@@ -54,8 +54,8 @@ Exit codes: 0 everything done (or waiting for grace); 1 any failure, or a client
 const MODE_FLAGS = ["now", "finish", "compromised", "recover", "status"] as const;
 
 /**
- * `rotate`: the secret rotation verb (issue #4), and `rotateOnce` is what the daemon's schedule calls.
- * `--status` constructs only the read-only client (DESIGN.md, "Dry-run decided once").
+ * `rotate`: the secret rotation verb, and `rotateOnce` is what the daemon's schedule calls.
+ * `--status` constructs only the read-only client (docs/DESIGN.md, "Dry-run decided once").
  */
 export const rotateCommand: Command = async (ctx) => {
   const { values } = parseFlags("rotate", ctx.args, {
@@ -116,7 +116,7 @@ export const rotateCommand: Command = async (ctx) => {
   }
 
   if (dryRun) {
-    // Only the read-only client is built: nothing here can write (DESIGN.md, "Dry-run decided once").
+    // Only the read-only client is built: nothing here can write (docs/DESIGN.md, "Dry-run decided once").
     const reader = buildReader(ctx, logger);
     try {
       const plan = await planRotation(

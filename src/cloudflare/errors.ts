@@ -4,7 +4,7 @@ import { type ErrorCode, GitOpsError } from "../errors.js";
  * Typed failures of the Cloudflare API client.
  *
  * Every failure names the request it failed on (`POST /accounts/<acc>/oauth_clients`) and carries a
- * stable code, so the engine can sort it (DESIGN.md, "Errors"): retryable failures are `transient`
+ * stable code, so the engine can sort it (docs/DESIGN.md, "Errors"): retryable failures are `transient`
  * (try again next run), everything else `terminal`.
  */
 
@@ -26,7 +26,7 @@ export const API_ERROR_CODES = [
 ] as const satisfies readonly ErrorCode[];
 export type ApiErrorCode = (typeof API_ERROR_CODES)[number];
 
-/** One entry of the envelope's `errors` array (API-NOTES.md, "Envelope and auth"). */
+/** One entry of the envelope's `errors` array (docs/API-BEHAVIOUR.md, "Envelope and auth"). */
 export interface CfError {
   code: number;
   message: string;

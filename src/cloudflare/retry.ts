@@ -1,7 +1,7 @@
 /**
  * Pure helpers for retry timing: `Retry-After` / `retry-after-ms` and the rate-limit headers. Kept
  * apart from the transport so they can be tested with plain values. The policy follows the official
- * SDK (API-NOTES.md, "Rate limits"): `retry-after-ms` first, then `Retry-After` in seconds or as an
+ * SDK (docs/API-BEHAVIOUR.md, "Rate limits"): `retry-after-ms` first, then `Retry-After` in seconds or as an
  * HTTP date, else the backoff of src/backoff.ts (0.5 s doubling to 8 s with full jitter).
  */
 
@@ -42,7 +42,7 @@ export interface RateLimitReading {
 
 /**
  * Reads `Ratelimit: "default";r=<remaining>;t=<seconds>` and
- * `Ratelimit-Policy: "default";q=<quota>;w=<window>` (API-NOTES.md, "Rate limits"), falling back to
+ * `Ratelimit-Policy: "default";q=<quota>;w=<window>` (docs/API-BEHAVIOUR.md, "Rate limits"), falling back to
  * the older `X-RateLimit-Limit/Remaining/Reset` (Reset as delta seconds, or epoch seconds when large).
  * Returns null when the response carries none of them.
  */

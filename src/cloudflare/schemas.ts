@@ -1,10 +1,9 @@
 import { z } from "zod";
 
 /**
- * zod schemas for what the Cloudflare OAuth-clients API returns, from Cloudflare's OpenAPI document
- * (`shared/cloudflare/oauth-clients.openapi.json`) and API-NOTES.md. Responses are validated at the
- * edge so that a response that breaks the contract fails with the name of the field, not deep inside
- * the planner.
+ * zod schemas for what the Cloudflare OAuth-clients API returns, from Cloudflare's published OpenAPI
+ * document and docs/API-BEHAVIOUR.md. Responses are validated at the edge so that a response that
+ * breaks the contract fails with the name of the field, not deep inside the planner.
  *
  * Objects are not `.strict()`: Cloudflare adds response fields over time and an unknown field must not
  * break a reconcile. Unknown fields are dropped.
@@ -39,7 +38,10 @@ export const WRITABLE_FIELDS = [
 ] as const;
 export type WritableField = (typeof WRITABLE_FIELDS)[number];
 
-/** Fields that are required on create and cannot be cleared with `null` (API-NOTES.md, Create/Update). */
+/**
+ * Fields that are required on create and cannot be cleared with `null` (docs/API-BEHAVIOUR.md, "Create",
+ * "Update").
+ */
 export const REQUIRED_FIELDS = [
   "client_name",
   "grant_types",
@@ -49,7 +51,7 @@ export const REQUIRED_FIELDS = [
   "token_endpoint_auth_method",
 ] as const;
 
-/** Scopes the server adds or removes by itself (API-NOTES.md, Scopes). */
+/** Scopes the server adds or removes by itself (docs/API-BEHAVIOUR.md, "Scopes"). */
 export const PROTOCOL_SCOPES = ["openid", "offline_access"] as const;
 
 export const clientUriVerificationSchema = z.object({
@@ -145,7 +147,10 @@ export type UpdateClientBody = {
   [K in keyof CreateClientBody]?: CreateClientBody[K] | null;
 } & { visibility?: "public" };
 
-/** `result` of `GET /accounts/{account_id}/oauth_clients`: one page, the whole list (API-NOTES.md). */
+/**
+ * `result` of `GET /accounts/{account_id}/oauth_clients`: one page, the whole list (docs/API-BEHAVIOUR.md,
+ * "Endpoints").
+ */
 export const liveClientListSchema = z.array(liveClientSchema);
 
 /** `result` of `GET /oauth/scopes`. */

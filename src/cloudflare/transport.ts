@@ -36,7 +36,7 @@ import { describeIssues, scrubSecrets } from "./validate.js";
  * zod validation of every envelope. It knows nothing about OAuth clients; `client.ts` describes each
  * call with a {@link CallSpec}.
  *
- * Retry rules (API-NOTES.md, "Rate limits", after the official SDK): connection errors, 408, 429 and
+ * Retry rules (docs/API-BEHAVIOUR.md, "Rate limits", after the official SDK): connection errors, 408, 429 and
  * 5xx are retried, at most `maxAttempts` times; no retry starts past `maxRetryTimeMs` since the call
  * began (waits for the rate budget are not counted: they are paced, not failures).
  * A failure that may have reached the server (timeout, reset after sending, 5xx) is *ambiguous*: an
@@ -255,7 +255,7 @@ export class Transport {
       accept: "application/json",
       "user-agent": this.#userAgent,
     };
-    // rotate_secret and the DELETEs carry no body and no Content-Type (API-NOTES.md, "Endpoints").
+    // rotate_secret and the DELETEs carry no body and no Content-Type (docs/API-BEHAVIOUR.md, "Endpoints").
     if (spec.body !== undefined) headers["content-type"] = "application/json";
     return headers;
   }
@@ -395,7 +395,7 @@ function where(spec: Where): Pick<ApiErrorDetails, "method" | "route" | "path"> 
   return { method: spec.method, route: spec.route, path: spec.path };
 }
 
-/** Maps a non-2xx response to a typed error (API-NOTES.md, "Envelope and auth": status codes). */
+/** Maps a non-2xx response to a typed error (docs/API-BEHAVIOUR.md, "Envelope and auth": status codes). */
 function httpFailure(
   spec: Where,
   status: number,

@@ -119,7 +119,7 @@ function checkPresentHints(raw: Record<string, unknown>, base: PathSegment[], re
     );
   }
   if (raw.visibility === "public") {
-    // Promotion needs a logo and a verified client_uri host (API-NOTES.md, Update).
+    // Promotion needs a logo and a verified client_uri host (docs/API-BEHAVIOUR.md, "Update").
     for (const [field, code] of [
       ["logo_uri", "W_PUBLIC_NEEDS_LOGO"],
       ["client_uri", "W_PUBLIC_NEEDS_CLIENT_URI"],

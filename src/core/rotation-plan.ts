@@ -12,7 +12,7 @@ import {
 import type { BlockedStatus, SecretActionKindName } from "./rotation-terms.js";
 
 /**
- * The secret engine's decisions, pure (DESIGN.md, "Every engine is a plan, then its execution"): the
+ * The secret engine's decisions, pure (docs/DESIGN.md, "Every engine is a plan, then its execution"): the
  * live clients, the journal's entries, the sinks' `issued_at`, the policy, the mode and the time in;
  * per operation the list of actions out, each a plain value. `rotate --dry-run` prints this plan;
  * `rotate` carries it out one action at a time through the journal (src/engine/secrets/execute.ts),

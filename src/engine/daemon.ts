@@ -656,7 +656,7 @@ export class Daemon {
     record.error = errorOf(error);
   }
 
-  /** Records the run, decides what the loop does next (run-record.ts `outcomeOf`), and logs it. */
+  /** Records the run, decides what the loop does next (daemon/run-record.ts `outcomeOf`), and logs it. */
   #finish(record: RunRecord): StepOutcome {
     const result = record.result ?? "error";
     record.result = result;

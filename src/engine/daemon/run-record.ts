@@ -355,7 +355,7 @@ export function compactSummary(summary: PlanSummary): Partial<PlanSummary> {
 /**
  * A plain, JSON-able description of any error (GitOpsError keeps its code, issues and disposition).
  * A rate limit the API client could not wait out is a `wait`, with the server's reset time when it
- * said one (API-NOTES.md "Rate limits": going over blocks every call until the window resets).
+ * said one (docs/API-BEHAVIOUR.md, "Rate limits": going over blocks every call until the window resets).
  */
 export function errorOf(error: unknown): RunError {
   if (error instanceof ConfigError) {

@@ -177,9 +177,9 @@ async function stepRecover(entry: JournalEntry, deps: SecretDeps, did: string[])
 }
 
 /**
- * After a crash between intent and answer of a create: did the POST make a client (src/core
- * rotation-plan.ts `findCreated`)? None: the create never happened; the entry is dropped and the plan
- * creates the client again.
+ * After a crash between intent and answer of a create: did the POST make a client
+ * (src/core/rotation-plan.ts `findCreated`)? None: the create never happened; the entry is dropped
+ * and the plan creates the client again.
  */
 async function stepFindCreated(
   entry: JournalEntry,
