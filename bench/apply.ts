@@ -2,7 +2,7 @@
  * Benchmark: one `apply` of N creates (default 1,000 confidential clients, each with its secret
  * written to the file sink) as a real child process against the emulator held to a scaled-down rate
  * limit (default 200 requests per 20 s, so the run takes about 100 s). Cloudflare's real quota is
- * 1,200 per 300 s per credential and a spent window blocks every call until it ends (API-NOTES.md,
+ * 1,200 per 300 s per credential and a spent window blocks every call until it ends (docs/API-BEHAVIOUR.md,
  * "Rate limits"), so the rate budget must keep the run just under the quota: fast, and never a 429.
  *
  *   npx tsx bench/apply.ts [--clients 1000] [--quota 200/20] [--concurrency 4]

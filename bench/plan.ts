@@ -9,7 +9,7 @@
  * `--yaml-only` loads the desired state with the `yaml` package alone (`fastPath: false`), the path
  * taken by files outside the fast reader's subset (anchors, merge keys...) and by files with problems.
  *
- * Targets (issue #3): plan under 1 s, peak RSS under 200 MB, ratio under 2.
+ * Targets: plan under 1 s, peak RSS under 200 MB, ratio under 2.
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";

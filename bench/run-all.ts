@@ -27,7 +27,7 @@ const ORDER = ["plan", "api-calls", "apply", "daemon", "cli-start"];
 const ABOUT: Record<string, string> = {
   plan:
     "Plan time and peak RSS for 10,000 desired clients against 10,000 live ones, and the ratio to parsing " +
-    "the same YAML with the `yaml` package alone (issue #3: plan under 1 s, RSS under 200 MB, ratio under 2).",
+    "the same YAML with the `yaml` package alone (targets: plan under 1 s, RSS under 200 MB, ratio under 2).",
   "api-calls":
     "API requests per run for converged accounts (200 clients applied, then plan, apply and rotate again), " +
     "against the minimum a run can make: one list per account.",

@@ -5,8 +5,14 @@
  * names the object it failed on (`[account/client_name]`, `sink=vault`, `PATCH /accounts/...`), and the
  * standard `cause`. `disposition` sorts failures the way a reconcile loop needs them sorted:
  * `transient` (try again next run), `terminal` (stop, exit non-zero) or `wait` (come back later).
- * The shape follows undici's error classes and Flux's requeue/stall split (see DESIGN.md).
+ * The shape follows undici's error classes and Flux's requeue/stall split (docs/DESIGN.md, "Errors").
+ * Every code is registered, with its meaning, in src/error-codes.ts: an unregistered one does not
+ * compile.
  */
+
+import type { ErrorCode, IssueCode } from "./error-codes.js";
+
+export type { ErrorCode, IssueCode } from "./error-codes.js";
 
 /** How a reconcile loop should treat a failure. */
 export type Disposition = "transient" | "terminal" | "wait";
@@ -20,11 +26,11 @@ export interface ErrorOptions {
 
 /** Base class: a stable `code` plus a disposition. */
 export class GitOpsError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly disposition: Disposition;
   readonly context: Record<string, unknown>;
 
-  constructor(code: string, message: string, options: ErrorOptions = {}) {
+  constructor(code: ErrorCode, message: string, options: ErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
@@ -32,16 +38,35 @@ export class GitOpsError extends Error {
     this.context = options.context ?? {};
   }
 
-  /** A plain object for JSON output and logs. */
+  /**
+   * A plain object for JSON output and logs: the context's fields, then the error's own. A context
+   * key named like one of those (`code`, `message`, `name`, `disposition`) is dropped rather than
+   * allowed to replace it, since scripts match on `code` and an error must never claim another's.
+   */
   toJSON(): Record<string, unknown> {
     return {
+      ...this.context,
       name: this.name,
       code: this.code,
       message: this.message,
       disposition: this.disposition,
-      ...this.context,
     };
   }
+}
+
+/** The code and message of any thrown value: what results, journal entries and reports record. */
+export interface ErrorSummary {
+  code: ErrorCode;
+  message: string;
+}
+
+/**
+ * The one reduction of a thrown value to a code and a message: a GitOpsError keeps its own, anything
+ * else (a bug, a library's error) is `E_UNEXPECTED` with its message.
+ */
+export function errorSummary(error: unknown): ErrorSummary {
+  if (error instanceof GitOpsError) return { code: error.code, message: error.message };
+  return { code: "E_UNEXPECTED", message: error instanceof Error ? error.message : String(error) };
 }
 
 /** One located problem in a config or desired-state file. */
@@ -52,8 +77,8 @@ export interface ConfigIssue {
   /** The YAML path of the offending node, e.g. `clients[2].scopes[0]`. */
   path: string;
   message: string;
-  /** A stable code such as `E_UNKNOWN_KEY`, `E_COLON_SCOPE`. */
-  code: string;
+  /** A stable code such as `E_UNKNOWN_KEY`, `E_COLON_SCOPE`, or a warning's `W_...`. */
+  code: IssueCode;
 }
 
 /** Invalid input: carries every problem found, not just the first. */
@@ -82,14 +107,14 @@ export class UnsafePlanError extends GitOpsError {
 
 /** A secret sink failed to write, read back, or describe. */
 export class SinkError extends GitOpsError {
-  constructor(code: string, message: string, options: ErrorOptions = {}) {
+  constructor(code: ErrorCode, message: string, options: ErrorOptions = {}) {
     super(code, message, { disposition: "transient", ...options });
   }
 }
 
 /** The state directory (inventory, journal) could not be read or written. */
 export class StateError extends GitOpsError {
-  constructor(code: string, message: string, options: ErrorOptions = {}) {
+  constructor(code: ErrorCode, message: string, options: ErrorOptions = {}) {
     super(code, message, { disposition: "terminal", ...options });
   }
 }

@@ -9,7 +9,7 @@ const REDACTED = "[REDACTED]";
  * `toString()`, `toJSON()`, template literals and `util.inspect` all give `[REDACTED]`, so a secret
  * that reaches a log line, a plan, a thrown error or `JSON.stringify` by accident shows nothing. Only
  * code that means to use the value calls `reveal()`: a sink's write, and the emulator's own checks.
- * (DESIGN.md, "Secrets"; renovate scrubs secrets the same way.)
+ * (docs/DESIGN.md, "Secrets"; renovate scrubs secrets the same way.)
  */
 export class Secret {
   readonly #value: string;

@@ -1,7 +1,7 @@
 import { z } from "zod";
 
 /**
- * The v4 envelope every Cloudflare API answer comes in (docs/api/API-NOTES.md, Envelope and auth;
+ * The v4 envelope every Cloudflare API answer comes in (docs/API-BEHAVIOUR.md, "Envelope and auth";
  * `iam_messages-2` and `iam_api-response-common-failure` in docs/api/oauth-clients.openapi.json).
  * Part of the API's vocabulary (src/api/oauth-clients.ts); how a caller reacts to a failure is not.
  */

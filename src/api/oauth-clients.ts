@@ -11,7 +11,7 @@ import { z } from "zod";
  * This module says what the API's documents say and nothing about behaviour: retries and tolerance
  * belong to the client, validation quirks, error wording and status codes to the emulator
  * (src/emulator/behaviour.ts). Its source is docs/api/oauth-clients.openapi.json (the subset of
- * Cloudflare's OpenAPI document) and docs/api/API-NOTES.md; test/api/openapi.test.ts holds every
+ * Cloudflare's OpenAPI document) and docs/API-BEHAVIOUR.md; test/api/openapi.test.ts holds every
  * schema here against the OpenAPI document field by field and lists, with reasons, where it differs.
  *
  * Objects are not `.strict()`: Cloudflare adds response fields over time and an unknown field must not
@@ -71,7 +71,7 @@ export const WRITABLE_FIELDS = Object.keys(WRITABLE_FIELD_SCHEMAS) as [WritableF
 
 /**
  * Fields a create must carry (`iam_oauth_client_create_request.required`). The API also refuses to
- * clear them with `null` on PATCH (docs/api/API-NOTES.md, Update).
+ * clear them with `null` on PATCH (docs/API-BEHAVIOUR.md, "Update").
  */
 export const REQUIRED_FIELDS = [
   "client_name",
@@ -113,7 +113,7 @@ function updateShape(): UpdateShape {
 
 /**
  * The body of `PATCH /accounts/{account_id}/oauth_clients/{id}`: any subset of the writable fields;
- * `null` clears an optional one (docs/api/API-NOTES.md, Update); `visibility` accepts only `public`.
+ * `null` clears an optional one (docs/API-BEHAVIOUR.md, "Update"); `visibility` accepts only `public`.
  */
 export const updateClientBodySchema = z.object(updateShape());
 export type UpdateClientBody = z.infer<typeof updateClientBodySchema>;

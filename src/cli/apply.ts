@@ -49,7 +49,8 @@ export const runApply: VerbRun<typeof APPLY> = async (ctx, values) => {
         onProgress: progressReporter(ctx),
       },
     );
-    // Work an earlier, interrupted run left in the journal (issue #4), finished before planning.
+    // Work an earlier, interrupted run left in the journal, finished before planning: a create whose
+    // answer was lost, a secret minted but not yet published.
     for (const r of result.resumed) ctx.stdout.write(`${describeSecretResult(r)}\n`);
     const resumeFailed = result.resumed.some((r) => r.status === "failed" || r.status === "attention");
     ctx.stdout.write(renderPlan(result.plan, format, ctx, values["no-color"]));

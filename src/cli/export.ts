@@ -12,7 +12,7 @@ import type { EXPORT } from "./verbs.js";
 /**
  * `export`: live -> desired. Every writable field is written (an entry is the whole truth, so a field
  * left out would be cleared), protocol scopes are left out because the server manages them
- * (API-NOTES.md, Scopes), and no secret exists in anything the API lists.
+ * (docs/API-BEHAVIOUR.md, "Scopes"), and no secret exists in anything the API lists.
  */
 export const runExport: VerbRun<typeof EXPORT> = async (ctx, values) => {
   let accountId = values.account;

@@ -35,7 +35,7 @@ export function renderPlan(plan: Plan, format: PlanFormat, ctx: CliContext, noCo
 }
 
 /**
- * `plan`: never constructs the mutating client, so nothing it does can write (DESIGN.md, "Dry-run
+ * `plan`: never constructs the mutating client, so nothing it does can write (docs/DESIGN.md, "Dry-run
  * decided once"). Exit codes: 0 no changes (or changes without --detailed-exitcode), 2 changes
  * pending with --detailed-exitcode, 3 the plan would be refused as unsafe, 1 any error or a conflict
  * ({@link reportConflicts}).

@@ -16,8 +16,8 @@ import { ExitCode } from "./io.js";
 import { type ROTATE, rotateMode } from "./verbs.js";
 
 /**
- * `rotate`: the secret rotation verb (issue #4), and `rotateOnce` is what the daemon's schedule calls.
- * `--status` constructs only the read-only client (DESIGN.md, "Dry-run decided once").
+ * `rotate`: the secret rotation verb, and `rotateOnce` is what the daemon's schedule calls.
+ * `--status` constructs only the read-only client (docs/DESIGN.md, "Dry-run decided once").
  */
 export const runRotate: VerbRun<typeof ROTATE> = async (ctx, values) => {
   const clients = values.client;
@@ -50,7 +50,7 @@ export const runRotate: VerbRun<typeof ROTATE> = async (ctx, values) => {
   }
 
   if (dryRun) {
-    // Only the read-only client is built: nothing here can write (DESIGN.md, "Dry-run decided once").
+    // Only the read-only client is built: nothing here can write (docs/DESIGN.md, "Dry-run decided once").
     const reader = buildReader(ctx, logger);
     try {
       const plan = await planRotation(

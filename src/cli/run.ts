@@ -48,7 +48,8 @@ export const runDaemon: VerbRun<typeof RUN> = async (ctx, values) => {
     budget: { snapshot: () => client.budget.snapshot() },
   });
   const clientOptions = apiClientOptions(ctx, { logger, onResponse: metrics.onApiResponse });
-  // Dry-run is decided here, once: without a writer nothing can be written (DESIGN.md).
+  // Dry-run is decided here, once: without a writer nothing can be written
+  // (docs/DESIGN.md, "Dry-run decided once").
   const writer = dryRun ? null : createClient(clientOptions);
   const client = writer ?? createReader(clientOptions);
   const git = config.source

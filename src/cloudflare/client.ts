@@ -20,11 +20,12 @@ import { Transport, type AmbiguityVerdict, type CallOptions } from "./transport.
  * The OAuth-clients API as the reconciler sees it: the reconciler's only door to Cloudflare.
  *
  * Reading and writing are two interfaces so that dry-run is decided once, where the program is wired
- * (DESIGN.md, "Dry-run decided once"): plan-only code gets {@link createReader}, whose object has no
+ * (docs/DESIGN.md, "Dry-run decided once"): plan-only code gets {@link createReader}, whose object has no
  * write method to reach, and only `apply`/`rotate` build the full {@link CloudflareApi}.
  *
  * Writes that are not safe to repeat are never retried blindly after an ambiguous failure (timeout,
- * connection reset after sending, 5xx): the API has no idempotency key (API-NOTES.md, "Rate limits").
+ * connection reset after sending, 5xx): the API has no idempotency key (docs/API-BEHAVIOUR.md,
+ * "Rate limits").
  * - create: lists the account and looks for a client with the same `client_name` that was not there
  *   before the first attempt; if found, it is returned with `secretLost: true` (the caller mints a
  *   known secret by rotating); only if none is found is the create sent again.
@@ -88,7 +89,7 @@ export interface OAuthClientsWriter {
     opts?: CallOptions,
   ): Promise<LiveClient>;
   deleteClient(accountId: string, clientId: string, opts?: CallOptions): Promise<void>;
-  /** Mints a second secret (API-NOTES.md, "Secrets and rotation"); the old one stays valid. */
+  /** Mints a second secret (docs/API-BEHAVIOUR.md, "Secrets and rotation"); the old one stays valid. */
   rotateSecret(accountId: string, clientId: string, opts?: CallOptions): Promise<Secret>;
   /** Drops the old secret, keeping only the newest: call only once consumers hold the new one. */
   deleteRotatedSecret(accountId: string, clientId: string, opts?: CallOptions): Promise<void>;
@@ -204,7 +205,7 @@ export class CloudflareApi implements OAuthClientsReader, OAuthClientsWriter, Ap
         body,
         result: liveClientSchema,
         map: identity,
-        // Sending the same partial body twice leaves the same client (API-NOTES.md, "Update").
+        // Sending the same partial body twice leaves the same client (docs/API-BEHAVIOUR.md, "Update").
         idempotent: true,
       },
       opts,
@@ -374,7 +375,7 @@ export function createReader(options: ClientOptions): ReaderHandle {
  * A list whose `result_info.total_count` (when present) is not the number of clients it holds left
  * clients out, or holds a page of a longer list: either way it is not the account's whole list, and a
  * reconcile planned from it would re-create (or prune) what it did not see. The list is one page
- * (API-NOTES.md, "Endpoints"), so `total_count` must equal its length.
+ * (docs/API-BEHAVIOUR.md, "Endpoints"), so `total_count` must equal its length.
  */
 export function countMismatch(
   length: number,

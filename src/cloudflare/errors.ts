@@ -1,52 +1,32 @@
-import { GitOpsError } from "../errors.js";
+import { type ErrorCode, GitOpsError } from "../errors.js";
 
 /**
  * Typed failures of the Cloudflare API client.
  *
  * Every failure names the request it failed on (`POST /accounts/<acc>/oauth_clients`) and carries a
- * stable code, so the engine can sort it (DESIGN.md, "Errors"): retryable failures are `transient`
+ * stable code, so the engine can sort it (docs/DESIGN.md, "Errors"): retryable failures are `transient`
  * (try again next run), everything else `terminal`.
  */
 
-/** Stable codes of {@link CloudflareApiError}. */
+/** Stable codes of {@link CloudflareApiError}; what each means is in the registry, src/error-codes.ts. */
 export const API_ERROR_CODES = [
-  /** Any non-2xx answer not covered below (400 validation, 408, 5xx, ...). */
   "E_API_HTTP",
-  /** 401 or 403: wrong, expired or read-only credentials (API-NOTES.md: code 10000). */
   "E_API_AUTH",
-  /** 404: unknown account or client. */
   "E_API_NOT_FOUND",
-  /** 429, or the local rate budget would have to wait longer than allowed. */
   "E_API_RATE_LIMITED",
-  /** Connection refused, reset, closed before an answer. */
   "E_API_NETWORK",
-  /** No complete answer within `timeoutMs`. */
   "E_API_TIMEOUT",
-  /** The caller's AbortSignal fired. */
   "E_API_ABORTED",
-  /** A 2xx body that breaks the contract in src/api/oauth-clients.ts. */
   "E_API_SCHEMA",
-  /**
-   * An answer larger than `maxResponseBytes` (declared or counted while reading): not read, not
-   * retried (the same request would get the same answer). A write whose answer this was may have
-   * been applied, so it is also ambiguous.
-   */
   "E_API_TOO_LARGE",
-  /**
-   * A list answer whose `result_info.total_count` disagrees with the number of results in it: a failed
-   * read (retried, then transient), never a view to plan from.
-   */
   "E_API_LIST_COUNT_MISMATCH",
-  /** A rotate_secret may have succeeded but its answer was lost: the new secret is unknown. */
   "E_ROTATE_AMBIGUOUS",
-  /** A create may have succeeded but the client could not check whether it did. */
   "E_CREATE_AMBIGUOUS",
-  /** The caller passed an unusable argument (empty account or client id). */
   "E_API_ARGUMENT",
-] as const;
+] as const satisfies readonly ErrorCode[];
 export type ApiErrorCode = (typeof API_ERROR_CODES)[number];
 
-/** One entry of the envelope's `errors` array (API-NOTES.md, "Envelope and auth"). */
+/** One entry of the envelope's `errors` array (docs/API-BEHAVIOUR.md, "Envelope and auth"). */
 export interface CfError {
   code: number;
   message: string;

@@ -1,3 +1,4 @@
+import type { BackoffPolicy } from "../backoff.js";
 import { GitOpsError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { proxySettings, type ProxySettings } from "../proxy.js";
@@ -10,17 +11,14 @@ import type { RateBudgetOptions } from "./rate-budget.js";
  * user of the machine and lands in shell history.
  */
 
-/** The public Cloudflare API (API-NOTES.md, "Endpoints"). */
+/** The public Cloudflare API (docs/API-BEHAVIOUR.md, "Endpoints"). */
 export const DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4";
 
 /** An API token (preferred: it can be scoped to "OAuth Client Read" for plan-only jobs) or a global key. */
 export type Credentials = { kind: "token"; token: Secret } | { kind: "key"; email: string; key: Secret };
 
-/** Exponential backoff with full jitter: `random() * min(capMs, baseMs * 2^(retry-1))`. */
-export interface BackoffOptions {
-  baseMs?: number;
-  capMs?: number;
-}
+/** The client's backoff between attempts (src/backoff.ts, with full jitter); each part has a default. */
+export type BackoffOptions = Partial<BackoffPolicy>;
 
 export interface ClientOptions {
   /** e.g. `https://api.cloudflare.com/client/v4`, or the emulator's `http://127.0.0.1:PORT/client/v4`. */
@@ -82,14 +80,14 @@ export const DEFAULT_MAX_RETRY_TIME_MS = 60_000;
 export const DEFAULT_BACKOFF_BASE_MS = 500;
 export const DEFAULT_BACKOFF_CAP_MS = 8_000;
 /**
- * 32 MiB: the list of an account's clients is one page (API-NOTES.md, "Endpoints") of a few hundred
+ * 32 MiB: the list of an account's clients is one page (docs/API-BEHAVIOUR.md, "Endpoints") of a few hundred
  * bytes per client, so this leaves room for tens of thousands of clients, while an answer that keeps
  * growing (a broken proxy, a hostile endpoint) stops long before it can exhaust memory.
  */
 export const DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
 
 /**
- * Builds client options from the variables the official SDK reads (API-NOTES.md, "Envelope and
+ * Builds client options from the variables the official SDK reads (docs/API-BEHAVIOUR.md, "Envelope and
  * auth"): `CLOUDFLARE_BASE_URL`, `CLOUDFLARE_API_TOKEN`, or `CLOUDFLARE_EMAIL` + `CLOUDFLARE_API_KEY`.
  * A token wins when both kinds are set. Missing credentials fail with `E_NO_CREDENTIALS` naming the
  * variables, an unusable base URL with `E_BAD_BASE_URL`.

@@ -4,7 +4,7 @@ import type { RateLimitReading } from "./retry.js";
  * Client-side pacing against Cloudflare's rate limit.
  *
  * Why: going over the quota does not just fail one call, it blocks **all** calls with 429 for the
- * rest of the five-minute window (API-NOTES.md, "Rate limits"), so a reconciler must never spend the
+ * rest of the five-minute window (docs/API-BEHAVIOUR.md, "Rate limits"), so a reconciler must never spend the
  * last request. The budget reads `Ratelimit` / `Ratelimit-Policy` from every response and lets a
  * request go only while `remaining - inFlight > reserve`; when the remainder is low it spreads the
  * calls left over the time until the reset, and when it is gone it waits for the reset. Calls in flight

@@ -1,8 +1,8 @@
 /**
- * Pure helpers for retry timing: backoff with full jitter, `Retry-After` / `retry-after-ms`, and the
- * rate-limit headers. Kept apart from the transport so they can be tested with plain values.
- * The policy follows the official SDK (API-NOTES.md, "Rate limits"): 0.5 s doubling to 8 s with jitter,
- * `retry-after-ms` first, then `Retry-After` in seconds or as an HTTP date.
+ * Pure helpers for retry timing: `Retry-After` / `retry-after-ms` and the rate-limit headers. Kept
+ * apart from the transport so they can be tested with plain values. The policy follows the official
+ * SDK (docs/API-BEHAVIOUR.md, "Rate limits"): `retry-after-ms` first, then `Retry-After` in seconds or as an
+ * HTTP date, else the backoff of src/backoff.ts (0.5 s doubling to 8 s with full jitter).
  */
 
 export type HeaderMap = Record<string, string | string[] | undefined>;
@@ -11,16 +11,6 @@ export type HeaderMap = Record<string, string | string[] | undefined>;
 export function headerValue(headers: HeaderMap, name: string): string | undefined {
   const value = headers[name];
   return Array.isArray(value) ? value[0] : value;
-}
-
-/**
- * Full jitter ("Exponential Backoff And Jitter", AWS architecture blog): a uniform pick in
- * `[0, min(cap, base * 2^(retry-1)))`, which spreads retries of many clients best.
- * `retry` counts from 1 (the first retry).
- */
-export function backoffDelayMs(retry: number, baseMs: number, capMs: number, random: () => number): number {
-  const ceiling = Math.min(capMs, baseMs * 2 ** Math.max(0, retry - 1));
-  return Math.floor(Math.min(Math.max(random(), 0), 1) * ceiling);
 }
 
 /**
@@ -52,7 +42,7 @@ export interface RateLimitReading {
 
 /**
  * Reads `Ratelimit: "default";r=<remaining>;t=<seconds>` and
- * `Ratelimit-Policy: "default";q=<quota>;w=<window>` (API-NOTES.md, "Rate limits"), falling back to
+ * `Ratelimit-Policy: "default";q=<quota>;w=<window>` (docs/API-BEHAVIOUR.md, "Rate limits"), falling back to
  * the older `X-RateLimit-Limit/Remaining/Reset` (Reset as delta seconds, or epoch seconds when large).
  * Returns null when the response carries none of them.
  */

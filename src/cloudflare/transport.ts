@@ -1,6 +1,7 @@
 import { setTimeout as sleepTimer } from "node:timers/promises";
 import { request, type Dispatcher } from "undici";
 import type { z } from "zod";
+import { fullJitterBackoffMs, type BackoffPolicy } from "../backoff.js";
 import { silentLogger, type Logger } from "../log.js";
 import { proxyAwareDispatcher, proxySettings } from "../proxy.js";
 import {
@@ -23,7 +24,7 @@ import {
   type Credentials,
 } from "./options.js";
 import { BudgetWaitTooLongError, RateBudget, type Permit } from "./rate-budget.js";
-import { backoffDelayMs, headerValue, parseRateLimitHeaders, retryAfterMs, type HeaderMap } from "./retry.js";
+import { headerValue, parseRateLimitHeaders, retryAfterMs, type HeaderMap } from "./retry.js";
 import { envelopeSchema, failureEnvelopeSchema } from "../api/envelope.js";
 import { describeIssues, scrubSecrets } from "./validate.js";
 
@@ -35,7 +36,7 @@ import { describeIssues, scrubSecrets } from "./validate.js";
  * zod validation of every envelope. It knows nothing about OAuth clients; `client.ts` describes each
  * call with a {@link CallSpec}.
  *
- * Retry rules (API-NOTES.md, "Rate limits", after the official SDK): connection errors, 408, 429 and
+ * Retry rules (docs/API-BEHAVIOUR.md, "Rate limits", after the official SDK): connection errors, 408, 429 and
  * 5xx are retried, at most `maxAttempts` times; no retry starts past `maxRetryTimeMs` since the call
  * began (waits for the rate budget are not counted: they are paced, not failures).
  * A failure that may have reached the server (timeout, reset after sending, 5xx) is *ambiguous*: an
@@ -110,8 +111,7 @@ export class Transport {
   readonly #maxResponseBytes: number;
   readonly #maxAttempts: number;
   readonly #maxRetryTimeMs: number;
-  readonly #backoffBaseMs: number;
-  readonly #backoffCapMs: number;
+  readonly #backoff: BackoffPolicy;
   readonly #random: () => number;
   readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly #now: () => number;
@@ -125,8 +125,10 @@ export class Transport {
     this.#maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     this.#maxAttempts = Math.max(1, options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS);
     this.#maxRetryTimeMs = options.maxRetryTimeMs ?? DEFAULT_MAX_RETRY_TIME_MS;
-    this.#backoffBaseMs = options.backoff?.baseMs ?? DEFAULT_BACKOFF_BASE_MS;
-    this.#backoffCapMs = options.backoff?.capMs ?? DEFAULT_BACKOFF_CAP_MS;
+    this.#backoff = {
+      baseMs: options.backoff?.baseMs ?? DEFAULT_BACKOFF_BASE_MS,
+      capMs: options.backoff?.capMs ?? DEFAULT_BACKOFF_CAP_MS,
+    };
     this.#random = options.random ?? Math.random;
     this.#sleep = options.sleep ?? ((ms, signal) => sleepTimer(ms, undefined, { signal }));
     this.#now = options.now ?? Date.now;
@@ -190,7 +192,7 @@ export class Transport {
 
   #retryDelay(error: CloudflareApiError, attempt: number): number {
     if (error.retryAfterMs !== null) return error.retryAfterMs;
-    return backoffDelayMs(attempt, this.#backoffBaseMs, this.#backoffCapMs, this.#random);
+    return fullJitterBackoffMs(attempt, this.#backoff, this.#random);
   }
 
   async #pause(ms: number, signal: AbortSignal | undefined, spec: Where, attempt: number) {
@@ -253,7 +255,7 @@ export class Transport {
       accept: "application/json",
       "user-agent": this.#userAgent,
     };
-    // rotate_secret and the DELETEs carry no body and no Content-Type (API-NOTES.md, "Endpoints").
+    // rotate_secret and the DELETEs carry no body and no Content-Type (docs/API-BEHAVIOUR.md, "Endpoints").
     if (spec.body !== undefined) headers["content-type"] = "application/json";
     return headers;
   }
@@ -393,7 +395,7 @@ function where(spec: Where): Pick<ApiErrorDetails, "method" | "route" | "path"> 
   return { method: spec.method, route: spec.route, path: spec.path };
 }
 
-/** Maps a non-2xx response to a typed error (API-NOTES.md, "Envelope and auth": status codes). */
+/** Maps a non-2xx response to a typed error (docs/API-BEHAVIOUR.md, "Envelope and auth": status codes). */
 function httpFailure(
   spec: Where,
   status: number,

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { ErrorCode } from "../error-codes.js";
 import { DURATION_PATTERN, describeBadDuration, tryParseDuration } from "./duration.js";
 import { httpUrlProblem, showUrl } from "./urls.js";
 
@@ -11,10 +12,10 @@ import { httpUrlProblem, showUrl } from "./urls.js";
  */
 
 /** Schemas whose every failure, type errors included, is reported with a fixed code. */
-export const fixedIssueCodes = z.registry<{ code: string }>();
+export const fixedIssueCodes = z.registry<{ code: ErrorCode }>();
 
 export interface Problem {
-  code: string;
+  code: ErrorCode;
   message: string;
 }
 
@@ -43,7 +44,7 @@ export function withCheck<S extends z.ZodType>(
   ) as S;
 }
 
-export function patternCheck(re: RegExp, code: string, describe: (value: string) => string) {
+export function patternCheck(re: RegExp, code: ErrorCode, describe: (value: string) => string) {
   return (value: string): Problem | undefined =>
     re.test(value) ? undefined : { code, message: describe(value) };
 }

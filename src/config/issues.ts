@@ -10,7 +10,7 @@ import {
   visit,
 } from "yaml";
 import type { z } from "zod";
-import type { ConfigIssue } from "../errors.js";
+import type { ConfigIssue, IssueCode } from "../errors.js";
 import { fixedIssueCodes } from "./fields.js";
 import { closest } from "./suggest.js";
 
@@ -191,7 +191,7 @@ export function locate(
 export function issueAt(
   where: Locator,
   path: readonly PathSegment[],
-  code: string,
+  code: IssueCode,
   message: string,
   anchor: Anchor = "value",
 ): ConfigIssue {
@@ -204,7 +204,7 @@ export function issueAtOffset(
   file: string,
   lineCounter: LineCounter | undefined,
   offset: number,
-  code: string,
+  code: IssueCode,
   message: string,
 ): ConfigIssue {
   const { line, col } = lineCounter ? lineCounter.linePos(offset) : { line: 1, col: 1 };
@@ -316,7 +316,7 @@ function knownKeys(root: AnySchema, path: readonly PathSegment[], value: unknown
   return [...keys];
 }
 
-function fixedCodeAt(root: AnySchema, path: readonly PathSegment[]): string | undefined {
+function fixedCodeAt(root: AnySchema, path: readonly PathSegment[]): IssueCode | undefined {
   for (const schema of schemasAt(root, path).flatMap((s) => layers(s))) {
     const fixed = fixedIssueCodes.get(schema);
     if (fixed) return fixed.code;
@@ -449,7 +449,7 @@ export function fromZodIssues(issues: readonly ZodIssue[], ctx: ZodIssueContext)
 
 function convertOne(issue: ZodIssue, path: PathSegment[], ctx: ZodIssueContext, out: ConfigIssue[]): void {
   const full = [...ctx.basePath, ...path];
-  const at = (code: string, message: string, anchor: Anchor = "value", where = full) =>
+  const at = (code: IssueCode, message: string, anchor: Anchor = "value", where = full) =>
     out.push(issueAt(ctx.locator, where, code, message, anchor));
   const { found, value } = valueAt(ctx.data, path);
   switch (issue.code) {
@@ -501,12 +501,12 @@ function convertOne(issue: ZodIssue, path: PathSegment[], ctx: ZodIssueContext, 
     case "invalid_key": {
       const sub = issue.issues[0];
       const code =
-        (sub?.code === "custom" ? (sub.params?.code as string | undefined) : undefined) ?? "E_BAD_KEY";
+        (sub?.code === "custom" ? (sub.params?.code as IssueCode | undefined) : undefined) ?? "E_BAD_KEY";
       at(code, sub?.message ?? "invalid key", "key");
       return;
     }
     case "custom":
-      at((issue.params?.code as string | undefined) ?? "E_INVALID", issue.message);
+      at((issue.params?.code as IssueCode | undefined) ?? "E_INVALID", issue.message);
       return;
     case "too_small":
     case "too_big":

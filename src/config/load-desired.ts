@@ -2,7 +2,7 @@ import { readdir, realpath, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { WRITABLE_FIELDS, type CreateClientBody } from "../api/oauth-clients.js";
 import type { DesiredClient, SecretTarget } from "../core/model.js";
-import { ConfigError, type ConfigIssue, SinkError } from "../errors.js";
+import { ConfigError, type ConfigIssue, type IssueCode, SinkError } from "../errors.js";
 import type { SinkPlacement, SinkRegistry } from "../sinks/descriptor.js";
 import { sinkRegistry } from "../sinks/registry.js";
 import { fastLocator, parseFastYaml } from "./fast-yaml.js";
@@ -450,7 +450,14 @@ class DesiredStateBuilder {
   }
 
   /** A second claim on a name or id: a duplicate, or a contradiction when one says absent. */
-  #clash(prior: Claim, claim: Claim, path: PathSegment[], code: string, subject: string, verb: string): void {
+  #clash(
+    prior: Claim,
+    claim: Claim,
+    path: PathSegment[],
+    code: IssueCode,
+    subject: string,
+    verb: string,
+  ): void {
     const issue = { file: claim.file, line: claim.line, col: claim.col, path: formatPath(path) };
     if (prior.ensure === claim.ensure) {
       this.errors.push({ ...issue, code, message: `${subject} is ${verb} twice: first at ${where(prior)}` });

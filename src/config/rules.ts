@@ -5,6 +5,7 @@ import { type Anchor, type PathSegment, isRecord } from "./issues.js";
 import { NON_OPTIONAL_SCOPES, type DesiredClientEntry } from "./schema.js";
 import { closest } from "./suggest.js";
 import type { ReconcilerConfig } from "./types.js";
+import type { ErrorCode, WarningCode } from "../error-codes.js";
 
 /**
  * Rules about one desired entry that relate several of its fields or the config (which sinks exist,
@@ -15,8 +16,8 @@ import type { ReconcilerConfig } from "./types.js";
 
 /** Receives problems at a YAML path; `warn` is for valid input that is probably a mistake. */
 export interface RuleReporter {
-  error(path: PathSegment[], code: string, message: string, anchor?: Anchor): void;
-  warn(path: PathSegment[], code: string, message: string, anchor?: Anchor): void;
+  error(path: PathSegment[], code: ErrorCode, message: string, anchor?: Anchor): void;
+  warn(path: PathSegment[], code: WarningCode, message: string, anchor?: Anchor): void;
 }
 
 const strings = (value: unknown): string[] | undefined =>
@@ -118,7 +119,7 @@ function checkPresentHints(raw: Record<string, unknown>, base: PathSegment[], re
     );
   }
   if (raw.visibility === "public") {
-    // Promotion needs a logo and a verified client_uri host (API-NOTES.md, Update).
+    // Promotion needs a logo and a verified client_uri host (docs/API-BEHAVIOUR.md, "Update").
     for (const [field, code] of [
       ["logo_uri", "W_PUBLIC_NEEDS_LOGO"],
       ["client_uri", "W_PUBLIC_NEEDS_CLIENT_URI"],

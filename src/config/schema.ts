@@ -57,7 +57,7 @@ const sinkNameSchema = withCheck(
 // ---------------------------------------------------------------------------------------------------
 // Desired-state files
 
-/** Protocol scopes that cannot be optional (API-NOTES.md, Scopes). */
+/** Protocol scopes that cannot be optional (docs/API-BEHAVIOUR.md, "Scopes"). */
 export const NON_OPTIONAL_SCOPES = ["openid", "offline", "offline_access"] as const;
 
 function scopeProblem(value: string): Problem | undefined {
@@ -217,7 +217,7 @@ export const desiredClientSchema = z
     visibility: z
       .enum(VISIBILITIES)
       .default("private")
-      .meta({ description: "`public` promotes the client, once and for ever (API-NOTES.md)." }),
+      .meta({ description: "`public` promotes the client, once and for ever: the API has no way back." }),
     secret: secretSchema.optional(),
     rotation: rotationEntrySchema.optional(),
   })

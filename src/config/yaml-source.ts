@@ -1,7 +1,7 @@
 import { readFile, realpath, stat } from "node:fs/promises";
 import { sep } from "node:path";
 import { type Document, LineCounter, type YAMLError, parseAllDocuments, visit } from "yaml";
-import type { ConfigIssue } from "../errors.js";
+import type { ConfigIssue, IssueCode } from "../errors.js";
 import { type YamlContext, issueAtOffset } from "./issues.js";
 
 /**
@@ -35,7 +35,7 @@ function lineColAt(bytes: Uint8Array, index: number): { line: number; col: numbe
   return { line, col };
 }
 
-function fileIssue(file: string, code: string, message: string, at = { line: 1, col: 1 }): ConfigIssue {
+function fileIssue(file: string, code: IssueCode, message: string, at = { line: 1, col: 1 }): ConfigIssue {
   return { file, line: at.line, col: at.col, path: "", message, code };
 }
 
@@ -174,7 +174,7 @@ export interface ParsedFile {
   empty: boolean;
 }
 
-function syntaxCode(error: YAMLError): string {
+function syntaxCode(error: YAMLError): IssueCode {
   if (error.code === "DUPLICATE_KEY") return "E_DUPLICATE_KEY";
   if (error.code === "RESOURCE_EXHAUSTION") return "E_TOO_DEEP";
   return "E_YAML_SYNTAX";

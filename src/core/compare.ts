@@ -23,23 +23,26 @@ import type { FieldChange, PlanItemCode } from "./plan-types.js";
  * | grant_types                 | set req    | order and duplicates ignored                                            |
  * | response_types              | set req    | order and duplicates ignored                                            |
  * | scopes                      | scopes req | a set, compared with `openid`/`offline_access` taken out: the server    |
- * |                             |            | adds or removes them by itself (API-NOTES.md, Scopes); the body sends   |
- * |                             |            | the base scopes plus exactly the protocol scopes the server would hold  |
+ * |                             |            | adds or removes them by itself (docs/API-BEHAVIOUR.md, "Scopes"); the   |
+ * |                             |            | body sends the base scopes plus exactly the protocol scopes the server  |
+ * |                             |            | would hold                                                              |
  * | optional_scopes             | set opt    | a set; left out == [] == absent live; cleared with null                 |
- * | token_endpoint_auth_method  | scalar req | exact; between the confidential methods a plain patch; between `none`  |
+ * | token_endpoint_auth_method  | scalar req | exact; between the confidential methods a plain patch; between `none`   |
  * |                             |            | and a confidential method a blocking `needs-replacement` conflict (the  |
- * |                             |            | emulator refuses it, behaviour.ts; a PATCH could not return a secret)   |
+ * |                             |            | emulator refuses it, src/emulator/behaviour.ts; a PATCH could not       |
+ * |                             |            | return a secret)                                                        |
  * | client_uri                  | uri opt    | exact string; never re-sent when unchanged (re-sending restarts         |
- * |                             |            | verification, API-NOTES.md, Update); a host change (or clear) once the   |
- * |                             |            | live host is verified is a blocking `needs-replacement` conflict          |
+ * |                             |            | verification, docs/API-BEHAVIOUR.md, "Update"); a host change (or       |
+ * |                             |            | clear) once the live host is verified is a blocking `needs-replacement` |
+ * |                             |            | conflict                                                                |
  * | logo_uri, policy_uri,       | scalar opt | exact string; left out == "" == absent live; cleared with null          |
  * | tos_uri                     |            |                                                                         |
  * | allowed_cors_origins,       | set opt    | a set; left out == [] == absent live; cleared with null                 |
  * | post_logout_redirect_uris   |            |                                                                         |
  * | visibility                  | ratchet    | private -> public only when the promotion preconditions hold with the   |
  * |                             |            | post-patch values (else a `visibility-pending` item naming what is      |
- * |                             |            | missing); public -> private is a non-blocking `visibility-downgrade`     |
- * |                             |            | conflict (promotion is permanent, API-NOTES.md, Update)                 |
+ * |                             |            | missing); public -> private is a non-blocking `visibility-downgrade`    |
+ * |                             |            | conflict (promotion is permanent, docs/API-BEHAVIOUR.md, "Update")      |
  *
  * Required fields missing from a present entry make the entry a `missing-required` conflict (the
  * planner never creates or patches from an incomplete entry); the config loader should catch it first.
@@ -133,7 +136,7 @@ export function baseScopes(scopes: readonly unknown[]): string[] {
 }
 
 /**
- * The scopes the server will hold for these grant and response types (API-NOTES.md, Scopes:
+ * The scopes the server will hold for these grant and response types (docs/API-BEHAVIOUR.md, "Scopes":
  * `offline_access` exactly when `refresh_token` is granted, `openid` exactly when `id_token` is a
  * response type). The user's order is kept; inconsistent protocol scopes are dropped, implied ones
  * appended.
@@ -153,7 +156,8 @@ export function effectiveScopes(
 
 /**
  * An "identity" scope is a simple, undotted one (`openid`, `profile`, `email`, `offline_access`);
- * API scopes are dot-delimited (API-NOTES.md, Scopes). Promotion needs at least one non-identity scope.
+ * API scopes are dot-delimited (docs/API-BEHAVIOUR.md, "Scopes"). Promotion needs at least one non-identity
+ * scope.
  */
 export function isIdentityScope(scope: string): boolean {
   return !scope.includes(".");
@@ -280,8 +284,9 @@ export function compareClient(
 
 /**
  * `none` is a public client (no secret); the other methods are confidential. Moving across that line
- * would need a secret to appear or vanish, which a PATCH cannot return (API-NOTES.md: the secret is
- * shown only at create and rotate), and the emulator refuses it (behaviour.ts): a new client is needed.
+ * would need a secret to appear or vanish, which a PATCH cannot return (docs/API-BEHAVIOUR.md, "The
+ * client object": the secret is shown only at create and rotate), and the emulator refuses it
+ * (src/emulator/behaviour.ts): a new client is needed.
  */
 function publicConfidentialSwitch(have: string | undefined, want: unknown): ComparisonIssue | undefined {
   if (have === undefined || typeof want !== "string" || have === want) return undefined;
@@ -296,8 +301,8 @@ function publicConfidentialSwitch(have: string | undefined, want: unknown): Comp
 }
 
 /**
- * A verified `client_uri` host cannot change (API-NOTES.md, Update): a different host, or clearing the
- * field, needs a new client. Path-only changes are fine.
+ * A verified `client_uri` host cannot change (docs/API-BEHAVIOUR.md, "Update"): a different host, or clearing
+ * the field, needs a new client. Path-only changes are fine.
  */
 function verifiedHostChange(want: string | undefined, live: LiveClient): ComparisonIssue | undefined {
   const have = live.client_uri;
@@ -342,8 +347,9 @@ export function pendingReason(gaps: readonly string[]): string {
 
 /**
  * What stops promotion to public, judged on the values the client will have after this plan's patch
- * (desired name, logo and scopes) and the live verification state (API-NOTES.md, Update: a non-empty
- * name, a logo, a verified client_uri host, one non-identity scope). `live` is undefined for a create.
+ * (desired name, logo and scopes) and the live verification state (docs/API-BEHAVIOUR.md, "Update": a
+ * non-empty name, a logo, a verified client_uri host, one non-identity scope). `live` is undefined for a
+ * create.
  */
 export function promotionGaps(desired: PreparedDesired, live: LiveClient | undefined): string[] {
   const gaps: string[] = [];

@@ -28,7 +28,7 @@ export interface SecretTarget {
 
 /**
  * One desired client. The API fields are the whole truth for every writable field: a field left out
- * means "not set", and the planner clears it on the live client (issue #3).
+ * means "not set", and the planner clears it on the live client, so the YAML alone says what a client is.
  */
 export interface DesiredClient {
   account_id: string;
@@ -39,7 +39,10 @@ export interface DesiredClient {
   client_name: string;
   /** The writable API fields as the user wrote them (required ones present when `ensure: present`). */
   fields: Partial<CreateClientBody>;
-  /** Desired visibility; `private` when left out. Promotion to `public` is one-way (API-NOTES.md). */
+  /**
+   * Desired visibility; `private` when left out. Promotion to `public` is one-way (docs/API-BEHAVIOUR.md,
+   * "Update").
+   */
   visibility: Visibility;
   /** Resolved sink target (defaults from the config applied); null for `none` clients, which have no secret. */
   secret: SecretTarget | null;
@@ -86,7 +89,7 @@ export interface InventoryEntry {
   since: string;
 }
 
-/** The clients this tool created or adopted, per account (state directory, issue #3). */
+/** The clients this tool created or adopted, per account (state directory): the only ones it may prune. */
 export interface Inventory {
   accounts: Record<string, InventoryEntry[]>;
 }

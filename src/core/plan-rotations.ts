@@ -5,7 +5,7 @@ import { journalView, planSecrets, type SecretOp, type SecretPlanInput } from ".
 /**
  * The plan's rotation section (`Plan.rotations`), pure: what the next `rotate` would do, taken from
  * the one secret planner (`planSecrets`, mode `auto`, every client) so that `plan`, `rotate --dry-run`
- * and `rotate` never disagree about a client's secret (DESIGN.md, "Every engine is a plan, then its
+ * and `rotate` never disagree about a client's secret (docs/DESIGN.md, "Every engine is a plan, then its
  * execution"). The engine reads the journal, the live clients and the sinks the way `rotate --dry-run`
  * does (src/engine/secrets/plan.ts `readSecretPlanInput`) and passes them in.
  *

@@ -23,7 +23,10 @@ export interface PlanInput {
   policy: Policy;
   /** Apply despite safety violations (`--force`): the verdict turns ok, the violations stay listed. */
   force?: boolean;
-  /** The clock, passed in (the core never reads it). Reserved for rotation due-ness (issue #4). */
+  /**
+   * The clock, passed in (the core never reads it). computePlan does not use it yet: the plan's
+   * rotations are computed apart (src/core/plan-rotations.ts).
+   */
   now?: Date;
 }
 

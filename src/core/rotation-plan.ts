@@ -1,4 +1,5 @@
 import type { LiveClient } from "../api/oauth-clients.js";
+import type { ErrorCode } from "../error-codes.js";
 import type { DesiredState, Inventory, RotationPolicy } from "./model.js";
 import {
   addSeconds,
@@ -11,7 +12,7 @@ import {
 import type { BlockedStatus, SecretActionKindName } from "./rotation-terms.js";
 
 /**
- * The secret engine's decisions, pure (DESIGN.md, "Every engine is a plan, then its execution"): the
+ * The secret engine's decisions, pure (docs/DESIGN.md, "Every engine is a plan, then its execution"): the
  * live clients, the journal's entries, the sinks' `issued_at`, the policy, the mode and the time in;
  * per operation the list of actions out, each a plain value. `rotate --dry-run` prints this plan;
  * `rotate` carries it out one action at a time through the journal (src/engine/secrets/execute.ts),
@@ -122,7 +123,7 @@ export type SecretAction =
       /** How a report counts it: `attention` and `failed` make the run exit 1. */
       status: BlockedStatus;
       /** The stable code a report carries; null for a plain wait. */
-      code: string | null;
+      code: ErrorCode | null;
       reason: string;
     }
   | { kind: "none"; reason: string };

@@ -7,7 +7,7 @@ import { compareStrings } from "./sort.js";
 export type { RotationPhase } from "./rotation-terms.js";
 
 /**
- * Rotation due-ness (issue #4), pure: desired state, live clients, the inventory, a view of the secret
+ * Rotation due-ness, pure: desired state, live clients, the inventory, a view of the secret
  * journal, the sinks' `issued_at` and the time in; per client a phase (src/core/rotation-terms.ts) out.
  * The secret planner (src/core/rotation-plan.ts) decides from these phases what `rotate` does, and the
  * plan shows that decision; status and metrics report the phases. Nothing here does I/O or reads the

@@ -3,8 +3,8 @@ import type { Change } from "./plan-types.js";
 
 /**
  * The dot-delimited scopes a plan would send that the account's scope catalogue does not list
- * (API-NOTES.md, Scopes: dot scopes must exist in `GET /oauth/scopes`; identity scopes without a dot
- * are allowed; colon scopes are refused offline by the config loader). One issue per entry and scope,
+ * (docs/API-BEHAVIOUR.md, "Scopes": dot scopes must exist in `GET /oauth/scopes`; identity scopes without a
+ * dot are allowed; colon scopes are refused offline by the config loader). One issue per entry and scope,
  * located at the desired entry that names it.
  */
 export function findUnknownScopes(changes: readonly Change[], known: ReadonlySet<string>): ConfigIssue[] {

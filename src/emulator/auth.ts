@@ -3,7 +3,7 @@ import { API_KEY_CHECKED_AGAINST_TOKENS, BEARER_WINS_OVER_API_KEY } from "./beha
 import { fail } from "./failure.js";
 
 /**
- * Authentication as the v4 API does it (API-NOTES.md, Envelope and auth): `Authorization: Bearer`
+ * Authentication as the v4 API does it (docs/API-BEHAVIOUR.md, "Envelope and auth"): `Authorization: Bearer`
  * or `X-Auth-Email` + `X-Auth-Key`. Tokens are either full ("OAuth Client Write") or read-only
  * ("OAuth Client Read", what a CI plan job holds).
  */

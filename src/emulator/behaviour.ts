@@ -1,7 +1,7 @@
 /**
  * Every `[chosen]` behaviour of the emulator, in one place.
  *
- * API-NOTES.md marks what Cloudflare documents ([doc]) and what the project had to choose because it
+ * docs/API-BEHAVIOUR.md marks what Cloudflare documents ([doc]) and what the project had to choose because it
  * is not documented anywhere ([chosen]). Everything here is a choice: when the real API is observed
  * to behave differently, change it here and the store, the HTTP layer and the tests follow. Nothing
  * outside this module hard-codes an error code, an HTTP status, a secret format or a rule toggle.
@@ -14,10 +14,10 @@ export interface FailureKind {
 }
 
 /**
- * The failure table. API-NOTES.md: 400 for every validation or state-conflict error (never 409: the
- * SDKs retry 409), 401/403 with code 10000 for auth, 404 for an unknown client or account, 429 for the
- * rate limit. The individual codes (>= 1000, as the OpenAPI `messages` schema requires) are chosen so
- * tests and the reconciler can tell the rules apart.
+ * The failure table. docs/API-BEHAVIOUR.md, "Envelope and auth": 400 for every validation or state-conflict
+ * error (never 409: the SDKs retry 409), 401/403 with code 10000 for auth, 404 for an unknown client or
+ * account, 429 for the rate limit. The individual codes (>= 1000, as the OpenAPI `messages` schema requires)
+ * are chosen so tests and the reconciler can tell the rules apart.
  */
 export const FAILURES = {
   /** Body is not JSON, not an object, or too large. */
@@ -64,12 +64,12 @@ export type FailureName = keyof typeof FAILURES;
 export const MAX_BODY_BYTES = 1024 * 1024;
 
 /**
- * Account ids: API-NOTES.md says "32 characters"; the emulator checks exactly that (not hex), so test
- * fixtures may use readable ids. A malformed one is an unknown account: 404 `notFound`.
+ * Account ids: docs/API-BEHAVIOUR.md, "Endpoints", says "32 characters"; the emulator checks exactly that
+ * (not hex), so test fixtures may use readable ids. A malformed one is an unknown account: 404 `notFound`.
  */
 export const ACCOUNT_ID_PATTERN = /^[^/]{32}$/;
 
-/** Client ids the emulator generates: 32 lowercase hex characters (API-NOTES.md). */
+/** Client ids the emulator generates: 32 lowercase hex characters (docs/API-BEHAVIOUR.md, "Endpoints"). */
 export const CLIENT_ID_HEX_LENGTH = 32;
 
 /** Secrets: 64 lowercase hex characters, drawn from the seeded PRNG. */
@@ -78,12 +78,15 @@ export const SECRET_HEX_LENGTH = 64;
 /** The verification token in `cloudflare_oauth_client_publisher=<token>`: 32 lowercase hex characters. */
 export const VERIFICATION_TOKEN_HEX_LENGTH = 32;
 
-/** The DNS TXT value a publisher must add (API-NOTES.md, Create [doc]). */
+/** The DNS TXT value a publisher must add (docs/API-BEHAVIOUR.md, "Create" [doc]). */
 export function verificationText(token: string): string {
   return `cloudflare_oauth_client_publisher=${token}`;
 }
 
-/** Fields that cannot be sent on create: 400 `fieldNotAllowed` (API-NOTES.md: "cannot be sent"). */
+/**
+ * Fields that cannot be sent on create: 400 `fieldNotAllowed` (docs/API-BEHAVIOUR.md, "Create":
+ * "cannot be sent").
+ */
 export const CREATE_REFUSED_FIELDS = ["client_id", "visibility"] as const;
 
 /** Unknown body fields (and read-only fields on PATCH, such as `client_id`) are ignored, not refused. */
@@ -113,7 +116,7 @@ export const VALUE_RULES = {
 /** A simple identity scope: no dot, no colon. `email`, `profile`, `openid`, `offline_access`. */
 export const IDENTITY_SCOPE_PATTERN = /^[A-Za-z0-9_-]+$/;
 
-/** Scopes that may never be optional (API-NOTES.md, Scopes [doc]). */
+/** Scopes that may never be optional (docs/API-BEHAVIOUR.md, "Scopes" [doc]). */
 export const NEVER_OPTIONAL_SCOPES = ["openid", "offline", "offline_access"] as const;
 
 /**

@@ -12,7 +12,7 @@ import { loadScopeCatalogue } from "./scopes.js";
 import { API_PREFIX, Emulator } from "./server.js";
 
 /**
- * A local emulator of Cloudflare's OAuth-clients API (API-NOTES.md): the seven client endpoints and
+ * A local emulator of Cloudflare's OAuth-clients API (docs/API-BEHAVIOUR.md): the seven client endpoints and
  * `GET /oauth/scopes` under /client/v4, with Cloudflare's envelopes, auth, rate limit and rules, plus
  * reproducible faults and control endpoints under /__emulator/. The reconciler's tests, benchmarks
  * and demos run against it instead of the real API.

@@ -1,12 +1,12 @@
-import { open, readFile, rename, rm } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { readFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { StateError } from "../errors.js";
+import { writeFileAtomic } from "../state/atomic.js";
 
 /**
- * The emulator's state file (`statePath`): whole-file JSON, written atomically (temp file, fsync,
- * rename, fsync of the directory) so a crash leaves either the old or the new state, never half of
- * one.
+ * The emulator's state file (`statePath`): whole-file JSON, written with the state directory's own
+ * atomic write (src/state/atomic.ts: temp file, fsync, rename, fsync of the directory) so a crash
+ * leaves either the old or the new state, never half of one.
  *
  * Writes are behind the responses and coalesced: a mutation marks the state dirty and one background
  * loop writes the latest state until nothing is dirty, pausing as long as the last write took so
@@ -21,7 +21,6 @@ export class StateFile {
   #dirty = false;
   #loop: Promise<void> | undefined;
   #failure: unknown;
-  #counter = 0;
 
   constructor(path: string, snapshot: () => unknown) {
     this.path = path;
@@ -83,39 +82,13 @@ export class StateFile {
   }
 
   async #writeNow(): Promise<void> {
-    const data = JSON.stringify(this.#snapshot());
-    const dir = dirname(this.path);
-    const temp = join(dir, `.${basename(this.path)}.${process.pid}.${++this.#counter}.tmp`);
     try {
-      const handle = await open(temp, "w", 0o600);
-      try {
-        await handle.writeFile(data, "utf8");
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(temp, this.path);
-      await syncDirectory(dir);
+      await writeFileAtomic(this.path, JSON.stringify(this.#snapshot()), { mode: 0o600 });
     } catch (error) {
-      await rm(temp, { force: true }).catch(() => undefined);
       throw new StateError("E_EMULATOR_STATE", `state file ${this.path}: cannot write`, {
         cause: error,
         context: { path: this.path },
       });
     }
-  }
-}
-
-/** fsync of the directory so the rename itself is durable; not supported everywhere, so best effort. */
-async function syncDirectory(dir: string): Promise<void> {
-  try {
-    const handle = await open(dir, "r");
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // Some platforms (Windows) cannot open or fsync a directory; the rename is still atomic.
   }
 }

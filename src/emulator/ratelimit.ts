@@ -1,6 +1,6 @@
 /**
- * The v4 API's rate limit (API-NOTES.md, Rate limits): a quota per window per credential; once it is
- * spent, every call from that credential gets 429 until the window ends. Windows are fixed and open
+ * The v4 API's rate limit (docs/API-BEHAVIOUR.md, "Rate limits"): a quota per window per credential; once it
+ * is spent, every call from that credential gets 429 until the window ends. Windows are fixed and open
  * at the credential's first request (behaviour.ts). Time comes from the injected clock.
  */
 
@@ -61,7 +61,10 @@ export class RateLimiter {
   }
 }
 
-/** `Ratelimit` and `Ratelimit-Policy` header values (API-NOTES.md: on every response). */
+/**
+ * `Ratelimit` and `Ratelimit-Policy` header values (docs/API-BEHAVIOUR.md, "Rate limits": on every
+ * response).
+ */
 export function rateLimitHeaders(config: RateLimitConfig, decision: RateDecision): Record<string, string> {
   const headers: Record<string, string> = {
     Ratelimit: `"default";r=${decision.remaining};t=${decision.resetSeconds}`,

@@ -1,5 +1,5 @@
 /**
- * The emulated endpoints (API-NOTES.md, Endpoints): method, path template under /client/v4, and
+ * The emulated endpoints (docs/API-BEHAVIOUR.md, "Endpoints"): method, path template under /client/v4, and
  * whether the call needs "OAuth Client Write" and mutates state (mutations are persisted and are the
  * only calls the commit-then-drop fault applies to).
  */

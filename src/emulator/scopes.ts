@@ -6,7 +6,7 @@ import { scopeSchema, type OAuthScope } from "../api/oauth-clients.js";
 
 /**
  * The scope catalogue served by `GET /oauth/scopes` and used to check dot-delimited scopes
- * (API-NOTES.md, Scopes). The default lives in `config/scopes.json` (shipped with the package); a
+ * (docs/API-BEHAVIOUR.md, "Scopes"). The default lives in `config/scopes.json` (shipped with the package); a
  * test or a user can replace it with `scopesFile` to mirror what the real API returns.
  */
 export interface ScopeCatalogue {

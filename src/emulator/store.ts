@@ -26,8 +26,8 @@ import {
 
 /**
  * The emulator's state and its rules, with no HTTP in sight: accounts, clients, secrets and the
- * transitions of API-NOTES.md (create, PATCH, promotion, verification, rotation). Every method either
- * returns a result or throws an `ApiFailure` having changed nothing, so the HTTP layer only maps
+ * transitions of docs/API-BEHAVIOUR.md (create, PATCH, promotion, verification, rotation). Every method
+ * either returns a result or throws an `ApiFailure` having changed nothing, so the HTTP layer only maps
  * routes to calls and failures to envelopes, and the rules can be tested without a socket.
  *
  * Memory: one object per client plus two SHA-256 hex digests; secrets themselves are never kept, so
@@ -449,7 +449,7 @@ function checkAuthMethodChange(prev: EmulatedClient, next: ClientFields): void {
   }
 }
 
-/** What a client lacks for promotion (API-NOTES.md, Update [doc]). */
+/** What a client lacks for promotion (docs/API-BEHAVIOUR.md, "Update" [doc]). */
 function promotionGaps(client: EmulatedClient): string[] {
   const gaps: string[] = [];
   if (client.client_name.trim() === "") gaps.push("client_name is empty");

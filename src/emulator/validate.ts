@@ -22,8 +22,8 @@ import { fail } from "./failure.js";
 import type { ScopeCatalogue } from "./scopes.js";
 
 /**
- * The request-body rules of create and PATCH (API-NOTES.md, Create, Scopes, Update). Pure functions:
- * they take a body and the current fields and return the new fields or throw an `ApiFailure`. The
+ * The request-body rules of create and PATCH (docs/API-BEHAVIOUR.md, "Create", "Scopes", "Update"). Pure
+ * functions: they take a body and the current fields and return the new fields or throw an `ApiFailure`. The
  * store decides what happens to the client; this module decides only whether the fields are valid.
  */
 
@@ -254,7 +254,7 @@ function isOrigin(value: string): boolean {
   return url !== undefined && isHttpUrl(value) && url.origin === value;
 }
 
-/** The lowercase host name of an http(s) URL (verification is per host, API-NOTES.md). */
+/** The lowercase host name of an http(s) URL (verification is per host, docs/API-BEHAVIOUR.md, "Update"). */
 export function hostOf(uri: string): string {
   return parseUrl(uri)?.hostname.toLowerCase() ?? "";
 }

@@ -4,7 +4,7 @@ import type { LiveClient } from "../api/oauth-clients.js";
 import type { Change, CreateChange, DeleteChange, Plan, UpdateChange } from "../core/plan-types.js";
 import type { SecretTarget } from "../core/model.js";
 import { clientKey } from "../core/rotation.js";
-import { GitOpsError, SinkError } from "../errors.js";
+import { errorSummary, GitOpsError, SinkError } from "../errors.js";
 import type { SinkResolver } from "../sinks/types.js";
 import type { JournalStore } from "../state/journal.js";
 import type { InventoryRecorder } from "./inventory-recorder.js";
@@ -15,7 +15,10 @@ export interface ApplyDeps {
   writer: OAuthClientsWriter;
   /** Re-reads a client while a create's secret is being made known (has it a rotated secret?). */
   reader: OAuthClientsReader;
-  /** The secret write-ahead journal: every create with a secret is journaled step by step (issue #4). */
+  /**
+   * The secret write-ahead journal: every create with a secret is journaled step by step, so a crash at
+   * any point leaves a record the next run resumes from.
+   */
   journal: JournalStore;
   /** Live clients per account as planned: a create journals the ids that already carry its name. */
   live?: ReadonlyMap<string, readonly LiveClient[]>;
@@ -31,8 +34,8 @@ export interface ApplyDeps {
   /**
    * Stops changes from STARTING once aborted (SIGTERM). It is never passed into the API calls of a
    * change already started: a create that minted a secret must get to write it to its sink, and a
-   * rotation step must reach its journal record (issue #5, "a sink write after a mint is never
-   * abandoned"). Timeouts still bound every call.
+   * rotation step must reach its journal record, since a minted secret abandoned on the way exists
+   * nowhere else. Timeouts still bound every call.
    */
   signal?: AbortSignal;
 }
@@ -287,10 +290,7 @@ async function forgetJournalOfDeleted(results: readonly ChangeResult[], deps: Ap
 }
 
 function failedResult(change: Change, reason: unknown): ChangeResult {
-  const error =
-    reason instanceof GitOpsError
-      ? { code: reason.code, message: reason.message }
-      : { code: "E_UNEXPECTED", message: reason instanceof Error ? reason.message : String(reason) };
+  const error = errorSummary(reason);
   return {
     kind: change.kind,
     account_id: change.account_id,
@@ -301,7 +301,7 @@ function failedResult(change: Change, reason: unknown): ChangeResult {
   };
 }
 
-/** `create [account/name]`, the object id every log line and error carries (DESIGN.md, Errors). */
+/** `create [account/name]`, the object id every log line and error carries (docs/DESIGN.md, "Errors"). */
 export function describeChange(change: Change): string {
   return `${change.kind} [${change.account_id}/${change.client_name}]`;
 }

@@ -1,4 +1,5 @@
 import { performance } from "node:perf_hooks";
+import type { BackoffPolicy } from "../backoff.js";
 import { loadDesiredState } from "../config/index.js";
 import type { ReconcilerConfig } from "../config/types.js";
 import { deferDeletes, deferredDeleteKey, type HeldDelete } from "../core/deferred-deletes.js";
@@ -40,7 +41,6 @@ import type { DesiredSource } from "./sources/types.js";
 import { CronTrigger } from "./triggers/cron.js";
 import { IntervalTrigger } from "./triggers/interval.js";
 import {
-  type BackoffOptions,
   type HeldBy,
   type LoopState,
   type QueuedRun,
@@ -161,7 +161,7 @@ export interface DaemonOptions {
   rotation: RotationRunner | null;
   concurrency?: number;
   observer?: DaemonObserver;
-  backoff?: BackoffOptions;
+  backoff?: BackoffPolicy;
   logger: Logger;
   /** Rotation status (an extra list per account plus sink reads) is refreshed at most this often. */
   rotationStatusTtlMs?: number;
@@ -656,7 +656,7 @@ export class Daemon {
     record.error = errorOf(error);
   }
 
-  /** Records the run, decides what the loop does next (run-record.ts `outcomeOf`), and logs it. */
+  /** Records the run, decides what the loop does next (daemon/run-record.ts `outcomeOf`), and logs it. */
   #finish(record: RunRecord): StepOutcome {
     const result = record.result ?? "error";
     record.result = result;

@@ -2,7 +2,7 @@ import type { OAuthClientsReader } from "../cloudflare/client.js";
 import { isApiError } from "../cloudflare/errors.js";
 import type { LiveClient } from "../api/oauth-clients.js";
 import { type ConfirmOutcome, type ExpectedClients, judgeListing, unlistedIds } from "../core/listing.js";
-import { GitOpsError } from "../errors.js";
+import { errorSummary, GitOpsError } from "../errors.js";
 import { mapSettledBounded } from "./pool.js";
 
 /** The live state of the accounts in scope, as far as it could be confirmed. */
@@ -90,7 +90,5 @@ async function confirm(
 
 function failedLookup(clientId: string, error: unknown): ConfirmOutcome {
   if (isApiError(error, "E_API_ABORTED")) throw error;
-  const code = error instanceof GitOpsError ? error.code : "E_UNEXPECTED";
-  const message = error instanceof Error ? error.message : String(error);
-  return { client_id: clientId, status: "failed", error: { code, message } };
+  return { client_id: clientId, status: "failed", error: errorSummary(error) };
 }

@@ -22,11 +22,11 @@ export interface ReconcileDeps {
   reader: OAuthClientsReader;
   /**
    * The mutating client, or null for plan-only runs. Dry-run is decided here, once, where the program
-   * is wired: with no writer nothing can be applied (DESIGN.md, "Dry-run decided once").
+   * is wired: with no writer nothing can be applied (docs/DESIGN.md, "Dry-run decided once").
    */
   writer: OAuthClientsWriter | null;
   inventoryStore: InventoryStore;
-  /** The secret write-ahead journal (issue #4): resumed before planning when a writer is present. */
+  /** The secret write-ahead journal: resumed before planning when a writer is present. */
   journal: JournalStore;
   sinks: SinkResolver;
   logger: Logger;
@@ -94,7 +94,7 @@ async function reconcileLocked(deps: ReconcileDeps, options: ReconcileOptions): 
     );
   let view = await readLive(inventory);
   let live = view.clients;
-  // Crash recovery first (issue #4): creates whose answer was lost, secrets minted but not published.
+  // Crash recovery first: creates whose answer was lost, secrets minted but not published.
   const recorder = new InventoryRecorder(deps.inventoryStore, inventory);
   let resumed: SecretOpResult[] = [];
   if (deps.writer) {
@@ -194,7 +194,7 @@ async function addRotations(
 }
 
 /**
- * Dot-delimited scopes must exist in `GET /oauth/scopes` (API-NOTES.md, Scopes). The catalogue is
+ * Dot-delimited scopes must exist in `GET /oauth/scopes` (docs/API-BEHAVIOUR.md, "Scopes"). The catalogue is
  * read only when the plan sends scopes, so a converged run costs one list per account and nothing
  * more. Unknown scopes fail the whole run before any write, located at the entry that names them.
  */

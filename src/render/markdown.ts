@@ -87,7 +87,7 @@ function tableRows(plan: Plan, sections: AccountSection[]): string[] {
   return rows;
 }
 
-/** Secret rotations as a short list (issue #4); empty when there are none. */
+/** Secret rotations as a short list; empty when there are none. */
 function rotationsText(plan: Plan): string {
   const lines = rotationLines(plan);
   if (lines.length === 0) return "";

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { SinkError } from "../errors.js";
+import type { ErrorCode } from "../error-codes.js";
 import type { Logger } from "../log.js";
 import type { SecretSink, SinkAddress } from "./types.js";
 
@@ -34,7 +35,7 @@ export interface SinkContext {
 export interface SinkOptionIssue {
   /** Inside the entry: `["age_recipients"]` is reported at `sinks.<name>.age_recipients`. */
   path: readonly (string | number)[];
-  code: string;
+  code: ErrorCode;
   message: string;
   /** Point at the key (`"key"`) rather than its value, as for a key that needs another key. */
   anchor?: "key" | "value" | "parent";

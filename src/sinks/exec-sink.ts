@@ -3,7 +3,7 @@ import { access, constants, stat } from "node:fs/promises";
 import { delimiter, join } from "node:path";
 import type { Readable } from "node:stream";
 import { z } from "zod";
-import { SinkError } from "../errors.js";
+import { type ErrorCode, SinkError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import { describeExecRecord } from "./naming.js";
 import { addressLabel, revealRecord, storedRecord } from "./record.js";
@@ -237,7 +237,7 @@ export class ExecSink implements SecretSink {
   }
 
   #failure(
-    code: string,
+    code: ErrorCode,
     action: string,
     argv: readonly string[],
     result: RunResult,

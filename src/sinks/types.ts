@@ -29,7 +29,7 @@ export interface StoredRecord extends SecretRecord {
 }
 
 /**
- * One destination for client secrets. Small on purpose (DESIGN.md, "Small interfaces"): the
+ * One destination for client secrets. Small on purpose (docs/DESIGN.md, "Small interfaces at the edges"): the
  * applier and the rotator need only these four operations, and each sink is tested against real
  * files or programs through this interface alone.
  */

@@ -12,7 +12,9 @@ export interface AtomicWriteOptions {
 /**
  * Writes a file so that a reader (or a crash) sees either the old content or the new, never a torn
  * one: write a temp file in the same directory, fsync it, rename it over the target, fsync the
- * directory so the rename itself survives a power loss.
+ * directory so the rename itself survives a power loss. The one implementation of this in the tool:
+ * the inventory, the journal, the file sink, saved plans, exports and the emulator's state file all
+ * write through it.
  */
 export async function writeFileAtomic(
   path: string,
@@ -41,8 +43,13 @@ export async function writeFileAtomic(
   await syncDirectory(dir);
 }
 
-/** fsync a directory so a rename or create inside it is durable. */
+/**
+ * fsync a directory so a rename or create inside it is durable. Windows cannot open or fsync a
+ * directory (the rename is still atomic there), so on Windows the call does nothing; everywhere else a
+ * failure is an error, because the journal's promise that a step is on disk depends on it.
+ */
 export async function syncDirectory(dir: string): Promise<void> {
+  if (process.platform === "win32") return;
   const handle = await open(dir, "r");
   try {
     await handle.sync();

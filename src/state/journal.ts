@@ -21,7 +21,7 @@ import { takeLock, type HeldLock } from "./lock.js";
  * into place BEFORE the action it announces, so a process killed at any point (kill -9, power loss)
  * leaves a record of exactly how far it got; the next run reads the journal first and resumes.
  *
- * Steps, in order (issue #4, "two phases"):
+ * Steps, in order (minting and publishing are two phases, each step recorded before it starts):
  * - `recover`  (rotations started by `rotate --recover` only): the operator confirmed the sink holds
  *   the newest secret; DELETE rotate_secret comes next.
  * - `intent`   the create POST or rotate_secret is about to be sent.

@@ -62,14 +62,14 @@ const SCOPES = "/oauth/scopes";
 
 /**
  * `optional_scopes` is missing from the OpenAPI subset but is part of the API: the official SDK
- * (devDependency `cloudflare` 7.3, which docs/api/API-NOTES.md names as the first version with it)
+ * (devDependency `cloudflare` 7.3, which docs/API-BEHAVIOUR.md names as the first version with it)
  * declares it on the create and update parameters and on every client response, checked at compile
  * time below.
  */
 const OPTIONAL_SCOPES_UNDOCUMENTED = "optional_scopes: in the model, not in the document";
 
 /**
- * A PATCH clears an optional field with `null` (docs/api/API-NOTES.md, Update); the document
+ * A PATCH clears an optional field with `null` (docs/API-BEHAVIOUR.md, "Update"); the document
  * declares no field nullable. Required fields cannot be cleared, so they stay non-nullable.
  */
 const NULL_CLEARS = [
@@ -123,7 +123,7 @@ const SCHEMAS: Array<{ name: string; model: z.ZodType; document: () => Shape; ex
     name: "rotate result (POST rotate_secret)",
     model: rotateSecretResultSchema,
     document: () => resultOf(doc, ROTATE, "post"),
-    // The whole point of rotate_secret is the new secret it returns once (docs/api/API-NOTES.md,
+    // The whole point of rotate_secret is the new secret it returns once (docs/API-BEHAVIOUR.md,
     // Secrets and rotation); an answer without it means the secret is lost, which the client must
     // report rather than accept.
     exceptions: ["client_secret: required in the model, optional in the document"],

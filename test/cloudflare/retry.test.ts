@@ -1,19 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { backoffDelayMs, parseRateLimitHeaders, retryAfterMs } from "../../src/cloudflare/retry.js";
-
-describe("backoffDelayMs (full jitter)", () => {
-  it.each([
-    // retry, random, expected: random * min(cap, base * 2^(retry-1)) with base 500, cap 8000
-    [1, 0.999, 499],
-    [2, 0.5, 500],
-    [3, 1, 2000],
-    [5, 1, 8000],
-    [9, 1, 8000],
-    [4, 0, 0],
-  ])("retry %i with random %f -> %i ms", (retry, random, expected) => {
-    expect(backoffDelayMs(retry, 500, 8000, () => random)).toBe(expected);
-  });
-});
+import { parseRateLimitHeaders, retryAfterMs } from "../../src/cloudflare/retry.js";
 
 describe("retryAfterMs", () => {
   const now = Date.parse("2030-01-01T00:00:00Z");

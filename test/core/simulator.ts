@@ -6,7 +6,7 @@ import type { Plan } from "../../src/core/plan-types.js";
 
 /**
  * A tiny pure stand-in for the API, for second-round tests only: it applies a plan's changes to a copy
- * of the live state the way API-NOTES.md says the server does, and records ownership the way apply
+ * of the live state the way docs/API-BEHAVIOUR.md says the server does, and records ownership the way apply
  * does. It is written independently of src/core/compare.ts (its own scope rule, its own host check) so
  * that a wrong rule in the planner cannot hide behind the same wrong rule here. It throws where the
  * real API would refuse, so a plan that sends something invalid fails the test.
@@ -36,7 +36,10 @@ function host(uri: string): string {
     .toLowerCase();
 }
 
-/** The server's own protocol-scope rule (API-NOTES.md, Scopes), deliberately ordered differently. */
+/**
+ * The server's own protocol-scope rule (docs/API-BEHAVIOUR.md, "Scopes"), deliberately ordered
+ * differently.
+ */
 function serverScopes(client: LiveClient): void {
   const base = (client.scopes ?? []).filter((s) => s !== "openid" && s !== "offline_access");
   const out = [...new Set(base)].reverse();

@@ -5,7 +5,7 @@ import { Writable } from "node:stream";
 import { createLogger, type Logger, silentLogger } from "../../src/log.js";
 import { CATCH_UP_SECONDS, CronSchedule, CronTrigger } from "../../src/engine/triggers/cron.js";
 import { IntervalTrigger, jitteredMs } from "../../src/engine/triggers/interval.js";
-import { backoffMs, RunQueue, type StepOutcome } from "../../src/engine/triggers/run-queue.js";
+import { RunQueue, type StepOutcome } from "../../src/engine/triggers/run-queue.js";
 import type { TriggerReason } from "../../src/engine/triggers/types.js";
 import { WatchTrigger } from "../../src/engine/triggers/watch.js";
 import { ManualScheduler, settle } from "../helpers/clock.js";
@@ -204,13 +204,6 @@ describe("RunQueue (manual clock)", () => {
     await queue.close();
     queue.request("interval");
     expect(queue.queued).toBeNull();
-  });
-
-  it("computes capped exponential delays", () => {
-    const options = { baseMs: 1_000, capMs: 8_000 };
-    expect([0, 1, 2, 3, 4, 5, 50].map((n) => backoffMs(n, options))).toEqual([
-      0, 1_000, 2_000, 4_000, 8_000, 8_000, 8_000,
-    ]);
   });
 });
 

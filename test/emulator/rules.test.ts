@@ -3,7 +3,7 @@ import { FAILURES } from "../../src/emulator/behaviour.js";
 import { ACCOUNT_A, ACCOUNT_B, control, useEmulator, verifyClientUri } from "../helpers/emulator.js";
 import { call, clientBody, createClient, errorCode, type Client } from "./support.js";
 
-/** Every API rule of API-NOTES.md, over real HTTP. The clock ticks one second per reading. */
+/** Every API rule of docs/API-BEHAVIOUR.md, over real HTTP. The clock ticks one second per reading. */
 let tick = Date.parse("2026-01-01T00:00:00.000Z");
 const emu = useEmulator({ now: () => new Date((tick += 1000)) });
 const CLIENTS = `/accounts/${ACCOUNT_A}/oauth_clients`;

@@ -42,7 +42,7 @@ describe("ClientStore", () => {
       store.update(ACCOUNT_A, client.client_id, { client_name: "x", scopes: ["a:b"] }),
     );
     expect(failure.kind).toBe("invalidScope");
-    expect(failure.code).toBe("E_EMULATOR_INVALID_SCOPE");
+    expect(failure.code).toBe("E_EMULATOR_REFUSED");
     expect(store.get(ACCOUNT_A, client.client_id)).toBe(client);
   });
 

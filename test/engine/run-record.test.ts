@@ -124,7 +124,7 @@ describe("errorOf", () => {
   it.each([
     [
       "a config error keeps its issues",
-      new ConfigError([{ file: "a.yaml", line: 1, col: 2, path: "x", message: "m", code: "E_K" }]),
+      new ConfigError([{ file: "a.yaml", line: 1, col: 2, path: "x", message: "m", code: "E_UNKNOWN_KEY" }]),
       { code: "E_CONFIG", disposition: "terminal" },
     ],
     [
@@ -151,8 +151,8 @@ describe("errorOf", () => {
     ],
     [
       "any GitOpsError keeps its disposition",
-      new GitOpsError("E_Y", "y", { disposition: "transient" }),
-      { code: "E_Y", disposition: "transient" },
+      new GitOpsError("E_GIT", "y", { disposition: "transient" }),
+      { code: "E_GIT", disposition: "transient" },
     ],
     [
       "anything else is transient",

@@ -5,7 +5,7 @@ import { ACCOUNT_A, ACCOUNT_B, testOptions } from "../helpers/emulator.js";
 import { makeRotationWorkspace, prng } from "./support.js";
 
 /**
- * The crash test (issue #4, done-when): the real program as a child process, SIGKILLed at a seeded
+ * The crash test: the real program as a child process, SIGKILLed at a seeded
  * random point while it creates clients and rotates secrets against one emulator, then run again to
  * completion. A proxy between the child and the emulator picks the point: request k of the run,
  * killed either before the request is forwarded, after the emulator has committed it but before the

@@ -1,7 +1,7 @@
 import { CloudflareApiError } from "../../cloudflare/errors.js";
 import type { HeldDelete } from "../../core/deferred-deletes.js";
 import type { Change, ChangeKind, Plan, PlanSummary, SafetyViolation } from "../../core/plan-types.js";
-import { ConfigError, type ConfigIssue, type Disposition, GitOpsError } from "../../errors.js";
+import { ConfigError, type ConfigIssue, type Disposition, errorSummary, GitOpsError } from "../../errors.js";
 import type { ApplyReport, ChangeResult } from "../apply.js";
 import type { SecretOpResult } from "../rotate.js";
 import type { LoopState, StepOutcome } from "../triggers/run-queue.js";
@@ -355,7 +355,7 @@ export function compactSummary(summary: PlanSummary): Partial<PlanSummary> {
 /**
  * A plain, JSON-able description of any error (GitOpsError keeps its code, issues and disposition).
  * A rate limit the API client could not wait out is a `wait`, with the server's reset time when it
- * said one (API-NOTES.md "Rate limits": going over blocks every call until the window resets).
+ * said one (docs/API-BEHAVIOUR.md, "Rate limits": going over blocks every call until the window resets).
  */
 export function errorOf(error: unknown): RunError {
   if (error instanceof ConfigError) {
@@ -374,10 +374,11 @@ export function errorOf(error: unknown): RunError {
       ...(error.retryAfterMs !== null ? { retry_after_ms: error.retryAfterMs } : {}),
     };
   }
-  if (error instanceof GitOpsError)
-    return { code: error.code, message: error.message, disposition: error.disposition };
-  const message = error instanceof Error ? error.message : String(error);
-  return { code: "E_UNEXPECTED", message, disposition: "transient" };
+  // Anything that is not a GitOpsError is a bug or a library's failure: retried, not stalled on.
+  return {
+    ...errorSummary(error),
+    disposition: error instanceof GitOpsError ? error.disposition : "transient",
+  };
 }
 
 /** The errors `/status` lists for the last run: its own error and each failed change. */

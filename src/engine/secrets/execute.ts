@@ -2,11 +2,11 @@ import { isApiError } from "../../cloudflare/errors.js";
 import type { LiveClient } from "../../api/oauth-clients.js";
 import { findCreated, type SecretAction, type SecretOp } from "../../core/rotation-plan.js";
 import { addSeconds } from "../../core/rotation.js";
-import { GitOpsError } from "../../errors.js";
+import { type ErrorCode, errorSummary, GitOpsError } from "../../errors.js";
 import type { Secret } from "../../secret.js";
 import { type JournalEntry, type JournalStep, newJournalEntry } from "../../state/journal.js";
 import { stepPublish } from "./publish.js";
-import { entryRef, errorInfo, label, type Outcome } from "./report.js";
+import { entryRef, label, type Outcome } from "./report.js";
 import type { SecretDeps } from "./types.js";
 
 /**
@@ -67,7 +67,7 @@ export async function executeOp(
         ...current,
         step: "done",
         done_at: deps.now().toISOString(),
-        last_error: errorInfo(error),
+        last_error: errorSummary(error),
       });
       return { status: "done", entry: current, did };
     }
@@ -177,9 +177,9 @@ async function stepRecover(entry: JournalEntry, deps: SecretDeps, did: string[])
 }
 
 /**
- * After a crash between intent and answer of a create: did the POST make a client (src/core
- * rotation-plan.ts `findCreated`)? None: the create never happened; the entry is dropped and the plan
- * creates the client again.
+ * After a crash between intent and answer of a create: did the POST make a client
+ * (src/core/rotation-plan.ts `findCreated`)? None: the create never happened; the entry is dropped
+ * and the plan creates the client again.
  */
 async function stepFindCreated(
   entry: JournalEntry,
@@ -323,7 +323,7 @@ export function isDefiniteFailure(error: unknown): boolean {
 function held(
   op: SecretOp,
   as: "ok" | "attention" | "waiting" | "failed",
-  code: string | null,
+  code: ErrorCode | null,
   message: string,
 ): Outcome {
   return { status: "held", ref: entryRef(op), as, code, message };

@@ -1,7 +1,8 @@
-import { GitOpsError, SinkError } from "../../errors.js";
+import { backoffMs, type BackoffPolicy } from "../../backoff.js";
+import { errorSummary, GitOpsError, SinkError } from "../../errors.js";
 import type { SinkAddress } from "../../sinks/types.js";
 import type { JournalEntry } from "../../state/journal.js";
-import { errorInfo, label } from "./report.js";
+import { label } from "./report.js";
 import type { SecretDeps } from "./types.js";
 
 /**
@@ -10,8 +11,8 @@ import type { SecretDeps } from "./types.js";
  * the secret it replaces stays valid.
  */
 
-/** Backoff between publish attempts within one run: 250 ms, 500 ms, ... */
-const PUBLISH_BACKOFF_MS = 250;
+/** Backoff between publish attempts within one run (src/backoff.ts): 250 ms, 500 ms, ... up to 4 s. */
+const PUBLISH_BACKOFF: BackoffPolicy = { baseMs: 250, capMs: 4_000 };
 
 /** Writes the journaled secret to its sink, reads it back and compares; retries with backoff. */
 export async function stepPublish(
@@ -44,21 +45,21 @@ export async function stepPublish(
           client_id: entry.client_id,
           sink: entry.target.sink,
           attempt,
-          error: errorInfo(error),
+          error: errorSummary(error),
         },
         "publishing the new secret failed",
       );
-      if (attempt < attempts) await sleep(PUBLISH_BACKOFF_MS * 2 ** (attempt - 1));
+      if (attempt < attempts) await sleep(backoffMs(attempt, PUBLISH_BACKOFF));
     }
   }
   await deps.journal.write({
     ...entry,
     publish_attempts: entry.publish_attempts + attempts,
-    last_error: errorInfo(lastError),
+    last_error: errorSummary(lastError),
   });
   throw new SinkError(
     "E_SECRET_UNPUBLISHED",
-    `${label(entry)}: sink=${entry.target.sink}: ${errorInfo(lastError).message}; the new secret is kept in ` +
+    `${label(entry)}: sink=${entry.target.sink}: ${errorSummary(lastError).message}; the new secret is kept in ` +
       `${deps.journal.pathOf(entry.id)} (0600) and published on the next run; the old secret stays valid`,
     { cause: lastError, context: { sink: entry.target.sink, journal_entry: entry.id } },
   );

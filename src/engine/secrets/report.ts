@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import { GitOpsError } from "../../errors.js";
+import { type ErrorCode, errorSummary, GitOpsError } from "../../errors.js";
 import { secretLostReason } from "../../core/rotation-plan.js";
 import type { JournalEntry } from "../../state/journal.js";
 import type { SecretOpResult } from "./types.js";
@@ -20,7 +20,7 @@ export type Outcome =
       status: "held";
       ref: ClientRef;
       as: SecretOpResult["status"];
-      code: string | null;
+      code: ErrorCode | null;
       message: string;
     };
 
@@ -32,11 +32,6 @@ export function label(ref: { account_id: string; client_name: string }): string 
 
 export function entryRef(e: ClientRef): ClientRef {
   return { account_id: e.account_id, client_name: e.client_name, client_id: e.client_id };
-}
-
-export function errorInfo(error: unknown): { code: string; message: string } {
-  if (error instanceof GitOpsError) return { code: error.code, message: error.message };
-  return { code: "E_UNEXPECTED", message: error instanceof Error ? error.message : String(error) };
 }
 
 export function resultOf(outcome: Outcome): SecretOpResult {
@@ -84,7 +79,7 @@ export function outcomeError(outcome: Outcome): GitOpsError {
 }
 
 export function failedResult(ref: ClientRef, error: unknown): SecretOpResult {
-  const info = errorInfo(error);
+  const info = errorSummary(error);
   return { ...entryRef(ref), status: "failed", code: info.code, message: info.message };
 }
 

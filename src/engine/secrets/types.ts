@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { OAuthClientsReader, OAuthClientsWriter } from "../../cloudflare/client.js";
 import type { RotationPolicy } from "../../core/model.js";
+import type { ErrorCode } from "../../errors.js";
 import type { SinkResolver } from "../../sinks/types.js";
 import type { JournalStore } from "../../state/journal.js";
 import type { InventoryRecorder } from "../inventory-recorder.js";
@@ -56,7 +57,7 @@ export interface SecretOpResult {
   /** One line, safe to print. */
   message: string;
   /** A stable code for `attention` and `failed`. */
-  code?: string;
+  code?: ErrorCode;
   secret_location?: string;
 }
 

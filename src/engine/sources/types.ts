@@ -16,9 +16,9 @@ export interface PreparedRun {
 }
 
 /**
- * Where the desired state of one run comes from: the watched directory (sources/directory.ts) or a
- * git branch (sources/git.ts). The daemon asks for one prepared run per run and knows nothing else
- * about either.
+ * Where the desired state of one run comes from: the watched directory
+ * (src/engine/sources/directory.ts) or a git branch (src/engine/sources/git.ts). The daemon asks for
+ * one prepared run per run and knows nothing else about either.
  */
 export interface DesiredSource {
   readonly kind: "directory" | "git";

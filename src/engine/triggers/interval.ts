@@ -7,7 +7,7 @@ export const DEFAULT_JITTER = 0.1;
 
 /**
  * `seconds` scaled by a random factor in [1 - jitter, 1 + jitter), in milliseconds. Jitter spreads the
- * load of many daemons sharing one account (and one rate limit, API-NOTES.md "Rate limits").
+ * load of many daemons sharing one account (and one rate limit, docs/API-BEHAVIOUR.md, "Rate limits").
  */
 export function jitteredMs(seconds: number, jitter: number, random: () => number = Math.random): number {
   const factor = 1 + jitter * (2 * random() - 1);

@@ -1,3 +1,4 @@
+import { backoffMs, type BackoffPolicy } from "../../backoff.js";
 import type { Logger } from "../../log.js";
 import { realScheduler, type Cancel, type Scheduler } from "../scheduler.js";
 import { CARRIED_REASONS, type TriggerReason, URGENT_REASONS } from "./types.js";
@@ -21,13 +22,8 @@ export type StepOutcome =
   | { kind: "terminal"; reason: string }
   | { kind: "wait"; reason: string; untilMs: number | null };
 
-/** Exponential backoff after consecutive failures: `min(capMs, baseMs * 2^(failures-1))`. */
-export interface BackoffOptions {
-  baseMs: number;
-  capMs: number;
-}
-
-export const DEFAULT_BACKOFF: BackoffOptions = { baseMs: 5_000, capMs: 300_000 };
+/** The wait after consecutive failed runs (src/backoff.ts, no jitter): 5 s doubling to 5 min. */
+export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 5_000, capMs: 300_000 };
 
 /** What the loop is doing between runs, for `/status` and metrics. */
 export type LoopState =
@@ -57,16 +53,10 @@ export interface QueuedRun {
 export interface RunQueueOptions {
   /** One run. Receives every reason requested since the previous run started. Should not throw. */
   step: (reasons: ReadonlySet<TriggerReason>) => Promise<StepOutcome>;
-  backoff?: BackoffOptions;
+  backoff?: BackoffPolicy;
   logger: Logger;
   /** Clock and timers; real ones by default. */
   scheduler?: Scheduler;
-}
-
-/** The delay before the retry after `failures` consecutive failures. */
-export function backoffMs(failures: number, options: BackoffOptions): number {
-  if (failures <= 0) return 0;
-  return Math.min(options.capMs, options.baseMs * 2 ** Math.min(failures - 1, 30));
 }
 
 /**
