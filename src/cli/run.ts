@@ -18,6 +18,7 @@ import { createLogger, type Logger } from "../log.js";
 import { startServer, type RunningServer } from "../server/http.js";
 import { DaemonMetrics } from "../server/metrics.js";
 import { createWebhookHandler, loadWebhookSecret } from "../server/webhook.js";
+import { sinkRegistry } from "../sinks/registry.js";
 import { FileInventoryStore } from "../state/inventory.js";
 import { FileJournalStore } from "../state/journal.js";
 import { apiClientOptions } from "./api.js";
@@ -147,7 +148,7 @@ function triggerOptions(
     options.gitPoll = { git, seconds: config.source.git.interval };
   } else {
     // Secrets and state written under the desired directory must not trigger runs of their own.
-    const sinkDirs = Object.values(config.sinks).flatMap((s) => (s.type === "file" ? [s.dir] : []));
+    const sinkDirs = Object.values(config.sinks).flatMap((s) => sinkRegistry.localDirs(s));
     options.watch = { paths: [config.desired], ignore: [config.state_dir, ...sinkDirs] };
   }
   return options;

@@ -102,6 +102,12 @@ export interface SinkSpec<T extends string, S extends z.core.$ZodLooseShape, C e
    */
   placement?: (config: NoInfer<C>, address: SinkAddress, context: PlacementContext) => SinkPlacement;
   /**
+   * Directories on this machine that the sink writes records into. The daemon's file watcher ignores
+   * them (src/cli/run.ts), so that a secret written under the desired-state directory does not start
+   * a run of its own. Left out: none (the sink writes elsewhere, like Vault or an exec program).
+   */
+  localDirs?: (config: NoInfer<C>) => readonly string[];
+  /**
    * Builds the sink. Runs on first use of the sink (its preflight, a read or a write), so it may
    * `await import()` its implementation. Settings it can check without I/O fail here with
    * `E_SINK_CONFIG`, before any secret is minted.
@@ -122,6 +128,7 @@ export interface SinkDescriptor<C extends { type: string } = { type: string }> {
   check(entry: Record<string, unknown>): SinkOptionIssue[];
   describe(config: C, address: SinkAddress): string;
   placement(config: C, address: SinkAddress, context: PlacementContext): SinkPlacement;
+  localDirs(config: C): readonly string[];
   create(config: C, context: SinkContext): Promise<SecretSink>;
 }
 
@@ -167,6 +174,7 @@ export function defineSink<
         shown: `${spec.type} sink \`${context.sinkName}\` key \`${address.key}\``,
       };
     },
+    localDirs: (config) => spec.localDirs?.(config) ?? [],
     create: async (config, context) => spec.create(config, context),
   };
 }
@@ -189,6 +197,8 @@ export interface SinkRegistry {
   check(entry: Record<string, unknown>): SinkOptionIssue[];
   /** Where `address` lands in the sink entry `sinkName` (see `SinkSpec.placement`). */
   placement(config: { type: string }, address: SinkAddress, context: PlacementContext): SinkPlacement;
+  /** Directories on this machine the sink entry writes into (see `SinkSpec.localDirs`). */
+  localDirs(config: { type: string }): readonly string[];
   /**
    * The sink a config entry describes; `name` is the entry's key in `sinks:`. The sink is built
    * (and its implementation loaded) on its first preflight, read or write; `describe` needs neither.
@@ -220,6 +230,7 @@ export function createSinkRegistry(descriptors: readonly SinkDescriptor[]): Sink
     resolve: (entry, absolute) => find(entry.type).resolve(entry, absolute),
     check: (entry) => (typeof entry.type === "string" ? (byType.get(entry.type)?.check(entry) ?? []) : []),
     placement: (config, address, context) => find(config.type).placement(config, address, context),
+    localDirs: (config) => find(config.type).localDirs(config),
     create(name, config, deps = {}) {
       const descriptor = byType.get(config.type);
       if (!descriptor) {

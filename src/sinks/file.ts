@@ -58,6 +58,7 @@ export const fileSink = defineSink({
     const path = fileRecordPath(config, address);
     return { id: `file:${path}`, shown: `file ${showPath(path)}` };
   },
+  localDirs: (config) => [config.dir],
   async create(config, { name, logger }) {
     const { FileSink } = await import("./file-sink.js");
     return new FileSink({

@@ -166,6 +166,21 @@ describe("the program's sink registry", () => {
     ]);
   });
 
+  it("names the local directories a sink writes into, which the daemon's file watcher ignores", () => {
+    const program = createSinkRegistry(SINKS);
+    expect(program.localDirs({ type: "file", dir: "/srv/secrets", format: "json" } as never)).toEqual([
+      "/srv/secrets",
+    ]);
+    const elsewhere = [
+      { type: "exec", command: ["true"], read_command: ["true"], timeout_seconds: 5 },
+      { type: "vault", address: "http://127.0.0.1:8200/", mount: "secret", path_prefix: "cf" },
+      { type: "kubernetes", namespace: "apps", api_server: "http://127.0.0.1:6443" },
+    ];
+    for (const config of elsewhere) expect(program.localDirs(config as never), config.type).toEqual([]);
+    // A sink that says nothing writes nowhere on this machine.
+    expect(registry.localDirs({ type: "memory", store: "s", max_records: 1 } as never)).toEqual([]);
+  });
+
   it("refuses an unknown type when the sink is made, and bad settings on its first use", async () => {
     expect(() => createSink("x", { type: "nope" } as never)).toThrow(
       expect.objectContaining({ code: "E_SINK_CONFIG", message: "sink=x: unknown sink type 'nope'" }),
