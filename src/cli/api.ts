@@ -20,9 +20,9 @@ export function cliLogger(ctx: CliContext, level: string | undefined): Logger {
 }
 
 /**
- * The API client's options from the environment. A plain-http base URL to another machine is also
- * said on stderr in words, whatever the log level: the client logs it, but a CI job run with
- * `--log-level error` must still show it.
+ * The API client's options from the environment. A plain-http base URL to another machine is said
+ * on stderr whatever the log level: the client logs it at warn, and when the logger would not show
+ * that line (a CI job run with `--log-level error`), it is said here in words instead, once.
  */
 export function apiClientOptions(
   ctx: CliContext,
@@ -30,7 +30,7 @@ export function apiClientOptions(
 ): ClientOptions {
   const options = clientOptionsFromEnv(ctx.env, overrides);
   const warning = plainHttpBaseUrlWarning(options.baseUrl);
-  if (warning) ctx.stderr.write(`warning: ${warning}\n`);
+  if (warning && !options.logger?.isLevelEnabled("warn")) ctx.stderr.write(`warning: ${warning}\n`);
   return options;
 }
 

@@ -76,6 +76,11 @@ describe("plain-http base URL warning", () => {
     );
     expect(warned.stderr).not.toContain(WRITE_TOKEN);
 
+    // At the default level the client's own log line says it, and nothing says it twice.
+    const logged = await ws.runChild("plan", [], { CLOUDFLARE_BASE_URL: remote });
+    expect(logged.code, logged.stderr).toBe(0);
+    expect(logged.stderr.split("is plain http to").length - 1, logged.stderr).toBe(1);
+
     const quiet = await ws.runChild("plan", ["--log-level", "error"]);
     expect(quiet.code, quiet.stderr).toBe(0);
     expect(quiet.stderr).not.toContain("warning:");
