@@ -1,10 +1,27 @@
 // Lint rules: typescript-eslint's recommended set on the TypeScript sources, nothing stylistic
-// (formatting is Prettier's job, checked by `npm run lint`), and the layer rules below.
+// (formatting is Prettier's job, checked by `npm run lint`), the two type-aware promise rules, the
+// import-cycle rule and the layer rules below.
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
+import noImportCycle from "./eslint/rules/no-import-cycle.js";
 
 /*
- * Layers, by import (test/ship/layers.test.ts shows each rule firing):
+ * test/ship/layers.test.ts shows each rule below firing on a bad sample and quiet on a good one.
+ *
+ * Promises (src, test, bench, scripts; type-aware, so `npm run lint` builds the TypeScript program of
+ * tsconfig.json once, which is most of its time):
+ * - `@typescript-eslint/no-floating-promises`: a promise is awaited, returned, or marked `void` on
+ *   purpose with its rejection handled (`.catch` that logs); a dropped one loses its error, and in the
+ *   daemon an unhandled rejection ends the process.
+ * - `@typescript-eslint/no-misused-promises`: no async function where a callback's result is ignored
+ *   (`setTimeout`, an event listener: its rejection would go nowhere) and no promise as a condition
+ *   (always truthy).
+ *
+ * No import cycle among the modules of src/ (`local/no-import-cycle`, eslint/rules/no-import-cycle.js,
+ * which says what counts and why `import type` does): a cycle makes its modules one tangle and, at run
+ * time, hands one side a binding that is not initialised yet.
+ *
+ * Layers, by import:
  * - src/api is the API's vocabulary that every layer shares, so it depends on none of them.
  * - src/core is pure (plain data in, plain data out): no module that does I/O, logs or reads the
  *   clock, and nothing from the layers that do (engine, cloudflare, sinks, state, server, cli).
@@ -76,6 +93,21 @@ export default tseslint.config(
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
       "@typescript-eslint/consistent-type-imports": "error",
     },
+  },
+  {
+    // Type-aware rules need the program: the project service finds tsconfig.json (which includes src,
+    // test, bench and scripts) the way an editor does. A file outside that project fails to parse here.
+    files: ["{src,test,bench,scripts}/**/*.ts"],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      "@typescript-eslint/no-floating-promises": "error",
+      "@typescript-eslint/no-misused-promises": "error",
+    },
+  },
+  {
+    files: ["src/**/*.ts"],
+    plugins: { local: { rules: { "no-import-cycle": noImportCycle } } },
+    rules: { "local/no-import-cycle": "error" },
   },
   {
     files: ["src/api/**/*.ts"],
