@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import * as oidc from "openid-client";
 import type { EmulatorHandle } from "../../src/emulator/index.js";
 import { ACCOUNT_A, WRITE_TOKEN } from "../helpers/emulator.js";
@@ -148,3 +149,59 @@ export const api = {
   patch: (emu: EmulatorHandle, id: string, body: Record<string, unknown>) =>
     call(emu, "PATCH", `/accounts/${ACCOUNT_A}/oauth_clients/${id}`, { body }),
 };
+
+const VERIFIER = "dBjftJeZ4CVP-mJ0kbzsmJ-aXdOyCwXb8zESjW2HiqM";
+
+/** A fixed PKCE pair for raw requests: the challenge is the S256 of the verifier (RFC 7636 §4.2). */
+export const PKCE = {
+  verifier: VERIFIER,
+  challenge: createHash("sha256").update(VERIFIER).digest("base64url"),
+} as const;
+
+/** `/oauth2/auth` by hand: a valid request for `clientId` unless `params` overrides (null drops one). */
+export function authorizeUrl(
+  emu: EmulatorHandle,
+  clientId: string,
+  params: Record<string, string | null> = {},
+): URL {
+  const url = new URL(`${emu.issuer}/oauth2/auth`);
+  const all: Record<string, string | null> = {
+    response_type: "code",
+    client_id: clientId,
+    redirect_uri: REDIRECT_URI,
+    scope: "user-details.read",
+    state: "st-1",
+    code_challenge: PKCE.challenge,
+    code_challenge_method: "S256",
+    ...params,
+  };
+  for (const [key, value] of Object.entries(all)) if (value !== null) url.searchParams.set(key, value);
+  return url;
+}
+
+/** A code from a valid authorization request (fails the test otherwise). */
+export async function codeFor(
+  emu: EmulatorHandle,
+  clientId: string,
+  params: Record<string, string | null> = {},
+): Promise<string> {
+  const answer = await authorize(authorizeUrl(emu, clientId, params));
+  const code = answer.location?.searchParams.get("code");
+  if (answer.status !== 302 || code === null || code === undefined) {
+    throw new Error(`no code: ${answer.status} ${answer.location?.href ?? answer.body}`);
+  }
+  return code;
+}
+
+/** A raw `authorization_code` exchange with `client_secret_post` credentials (or none). */
+export function exchange(
+  emu: EmulatorHandle,
+  form: Record<string, string>,
+  headers: Record<string, string> = {},
+) {
+  return postForm(
+    `${emu.issuer}/oauth2/token`,
+    { grant_type: "authorization_code", redirect_uri: REDIRECT_URI, code_verifier: PKCE.verifier, ...form },
+    headers,
+  );
+}
