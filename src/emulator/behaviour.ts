@@ -250,7 +250,6 @@ export const OAUTH_RANDOM_BYTES = 32;
  */
 export const AUTHORIZE_RULES = {
   servedResponseType: "code",
-  requireRedirectUri: true,
   requireScope: true,
   codeChallengeMethods: ["S256"],
   pkceRequiredFor: ["none"],
@@ -309,6 +308,5 @@ export const USER_ENDPOINT_SCOPE = "user-details.read";
  * Logout (OpenID Connect RP-Initiated Logout): the client is named by `client_id` or by the `aud` of an
  * `id_token_hint` this emulator signed; `post_logout_redirect_uri` must equal one of the client's
  * `post_logout_redirect_uris` (a 302 there, with `state`), otherwise a 400 page; without one, a 200
- * page. The emulator keeps no browser session, so logout revokes no token.
+ * page. The emulator keeps no browser session, so logout revokes no token (fixed in the code).
  */
-export const LOGOUT_REVOKES_TOKENS = false;

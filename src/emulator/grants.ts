@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { GitOpsError } from "../errors.js";
-import { OAUTH_LIFETIMES, OAUTH_RANDOM_BYTES, TOKEN_RULES } from "./behaviour.js";
+import { OAUTH_LIFETIMES, OAUTH_RANDOM_BYTES, REVOKE_RULES, TOKEN_RULES } from "./behaviour.js";
 
 /**
  * The authorization server's memory: codes, access tokens and refresh tokens, and the rules of
@@ -123,6 +123,7 @@ export class OAuthGrants {
         "the code was already used; the tokens issued from it are revoked",
       );
     }
+    if (!TOKEN_RULES.codeConsumedOnlyOnSuccess) record.used = true;
     if (redirectUri !== record.redirectUri) {
       throw new OAuthFailure("invalid_grant", "redirect_uri differs from the authorization request's");
     }
@@ -177,7 +178,8 @@ export class OAuthGrants {
     const key = digest(token);
     const refresh = this.#refresh.get(key);
     if (refresh !== undefined && refresh.clientId === clientId) {
-      this.revokeGrant(refresh.grantId);
+      if (REVOKE_RULES.refreshRevokesGrant) this.revokeGrant(refresh.grantId);
+      else this.#refresh.delete(key);
       return;
     }
     const access = this.#access.get(key);

@@ -5,6 +5,7 @@ import {
   ID_TOKEN_SIGNING,
   OAUTH_LIFETIMES,
   OAUTH_PATHS,
+  TOKEN_RULES,
   USERINFO_SCOPE,
 } from "./behaviour.js";
 import { OAuthFailure, splitScope, type IssuedTokens } from "./grants.js";
@@ -133,10 +134,8 @@ export class OAuthServer {
       );
     }
     const redirectUri = p.get("redirect_uri");
-    if (redirectUri === undefined && AUTHORIZE_RULES.requireRedirectUri) {
-      throw new PageFailure("redirect_uri is missing");
-    }
-    if (redirectUri === undefined || !client.redirect_uris.includes(redirectUri)) {
+    if (redirectUri === undefined) throw new PageFailure("redirect_uri is missing");
+    if (!client.redirect_uris.includes(redirectUri)) {
       throw new PageFailure("redirect_uri is not one of the client's redirect_uris");
     }
     const state = p.get("state");
@@ -200,7 +199,8 @@ export class OAuthServer {
       scope: issued.scopes.join(" "),
       ...(issued.refresh_token === undefined ? {} : { refresh_token: issued.refresh_token }),
     };
-    if (issued.scopes.includes("openid")) answer["id_token"] = this.#idToken(issued);
+    const idToken = grantType === "authorization_code" || TOKEN_RULES.idTokenOnRefresh;
+    if (idToken && issued.scopes.includes("openid")) answer["id_token"] = this.#idToken(issued);
     sendJson(res, 200, answer);
   }
 

@@ -30,13 +30,14 @@ describe("/oauth2/auth", () => {
   it("answers a redirect_uri the client does not hold, or an unknown client, with a 400 page and no redirect", async () => {
     const emu = emulator();
     const client = await createLoginClient(emu, "client_secret_basic");
-    for (const params of [
+    const cases: Array<Record<string, string | null>> = [
       { redirect_uri: "https://evil.example/callback" },
       { redirect_uri: `${REDIRECT_URI}/` },
       { redirect_uri: null },
       { client_id: "0123456789abcdef0123456789abcdef" },
       { client_id: null },
-    ]) {
+    ];
+    for (const params of cases) {
       const answer = await authorize(authorizeUrl(emu, client.client_id, params));
       expect(answer.status, JSON.stringify(params)).toBe(400);
       expect(answer.location).toBeUndefined();
@@ -216,6 +217,44 @@ describe("/oauth2/token", () => {
       ...creds,
     });
     expect(refused.json["error"]).toBe("unauthorized_client");
+  });
+});
+
+describe("refresh scope and revocation across clients", () => {
+  it("lets a refresh narrow the scope, refuses a wider one, and keeps the grant's scope for the next refresh", async () => {
+    const emu = emulator();
+    const client = await createLoginClient(emu, "none");
+    const config = await relyingParty(emu, client.client_id, "none", undefined);
+    const { tokens } = await login(config, "offline_access user-details.read");
+    const wider = await oidc
+      .refreshTokenGrant(config, tokens.refresh_token ?? "", {
+        scope: "offline_access account-settings.read",
+      })
+      .catch((error: unknown) => error as { error?: string });
+    expect((wider as { error?: string }).error).toBe("invalid_scope");
+    const narrow = await oidc.refreshTokenGrant(config, tokens.refresh_token ?? "", {
+      scope: "offline_access",
+    });
+    expect(narrow.scope).toBe("offline_access");
+    expect((await profile(emu, narrow.access_token)).status).toBe(403);
+    const full = await oidc.refreshTokenGrant(config, narrow.refresh_token ?? "");
+    expect(full.scope).toBe("offline_access user-details.read");
+    expect((await profile(emu, full.access_token)).status).toBe(200);
+  });
+
+  it("answers 200 to a revocation of another client's token and leaves it alone", async () => {
+    const emu = emulator();
+    const owner = await createLoginClient(emu, "none");
+    const other = await createLoginClient(emu, "none");
+    const ownerConfig = await relyingParty(emu, owner.client_id, "none", undefined);
+    const otherConfig = await relyingParty(emu, other.client_id, "none", undefined);
+    const { tokens } = await login(ownerConfig);
+    await oidc.tokenRevocation(otherConfig, tokens.access_token);
+    await oidc.tokenRevocation(otherConfig, tokens.refresh_token ?? "");
+    expect((await profile(emu, tokens.access_token)).status).toBe(200);
+    expect((await oidc.refreshTokenGrant(ownerConfig, tokens.refresh_token ?? "")).access_token).toEqual(
+      expect.any(String),
+    );
   });
 });
 
