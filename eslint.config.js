@@ -87,6 +87,7 @@ export default tseslint.config(
         URL: "readonly",
         AbortController: "readonly",
         AbortSignal: "readonly",
+        fetch: "readonly",
       },
     },
     rules: {

@@ -407,7 +407,7 @@ export const ERROR_CODES = {
   E_EMULATOR_STATE: { area: "emulator", doc: "The emulator's state file cannot be read, parsed or written." },
   E_EMULATOR_REFUSED: {
     area: "emulator",
-    doc: "Inside the emulator: a request one of its API rules refuses. Clients see the Cloudflare failure envelope, never this code.",
+    doc: "Inside the emulator: a request one of its API or OAuth rules refuses. Clients see the Cloudflare failure envelope or the OAuth error answer, never this code.",
   },
 
   // Anything else.

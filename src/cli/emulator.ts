@@ -5,14 +5,15 @@ import { type Command, ExitCode } from "./io.js";
 import { EMULATOR } from "./verbs.js";
 
 /**
- * `cf-oauth-gitops emulator`: runs the local Cloudflare OAuth-clients API emulator until SIGTERM or
- * SIGINT. Prints exactly one line, `listening on http://HOST:PORT/client/v4`, so a script or a test
- * can start it on `--port 0` and read the URL to use as CLOUDFLARE_BASE_URL. Its options, and their
- * checks, are in src/cli/verbs.ts.
+ * `cf-oauth-gitops emulator`: runs the local Cloudflare OAuth-clients API emulator (and OAuth
+ * authorization server) until SIGTERM or SIGINT. Prints exactly two lines, `listening on
+ * http://HOST:PORT/client/v4` then `oauth issuer http://HOST:PORT`, so a script or a test can start it
+ * on `--port 0` and read the URL to use as CLOUDFLARE_BASE_URL and the issuer a login library
+ * discovers. Its options, and their checks, are in src/cli/verbs.ts.
  */
 export const runEmulator: VerbRun<typeof EMULATOR> = async (ctx, values) => {
   const handle = await startEmulator(emulatorOptions(values, ctx.cwd));
-  ctx.stdout.write(`listening on ${handle.url}\n`);
+  ctx.stdout.write(`listening on ${handle.url}\noauth issuer ${handle.issuer}\n`);
   await new Promise<void>((resolvePromise) => {
     if (ctx.signal.aborted) return resolvePromise();
     ctx.signal.addEventListener("abort", () => resolvePromise(), { once: true });
@@ -41,5 +42,6 @@ function emulatorOptions(values: Parameters<VerbRun<typeof EMULATOR>>[1], cwd: s
     options.faultDropAfterCommitRate = values["fault-drop-after-commit"];
   }
   if (values.scopes !== undefined) options.scopesFile = resolve(cwd, values.scopes);
+  if (values["oauth-user"] !== undefined) options.oauthUser = values["oauth-user"];
   return options;
 }

@@ -1,4 +1,9 @@
-import { DEFAULT_HOST, DEFAULT_PORT, RATE_LIMIT_DEFAULTS } from "../emulator/behaviour.js";
+import {
+  DEFAULT_HOST,
+  DEFAULT_OAUTH_USER,
+  DEFAULT_PORT,
+  RATE_LIMIT_DEFAULTS,
+} from "../emulator/behaviour.js";
 import {
   choice,
   custom,
@@ -262,13 +267,25 @@ function rateLimit(value: string, flagName: string): { quota: number; windowSeco
   return { quota, windowSeconds };
 }
 
+/** `ID:EMAIL` of `--oauth-user`: the id has no colon, the email one '@'. */
+function oauthUser(value: string, flagName: string): { id: string; email: string } {
+  const match = /^([A-Za-z0-9._-]+):([^@\s:]+@[^@\s]+)$/.exec(value.trim());
+  if (!match?.[1] || !match[2]) {
+    throw new UsageError(
+      `${flagName}: '${value}' is not ID:EMAIL (e.g. ${DEFAULT_OAUTH_USER.id}:${DEFAULT_OAUTH_USER.email})`,
+    );
+  }
+  return { id: match[1], email: match[2] };
+}
+
 export const EMULATOR = defineVerb({
   name: "emulator",
-  summary: "run a local Cloudflare OAuth-clients API emulator",
+  summary: "run a local Cloudflare OAuth-clients API emulator and OAuth authorization server",
   about:
-    "Runs a local emulator of Cloudflare's OAuth-clients API (control endpoints under /__emulator/) until " +
-    "SIGTERM or SIGINT. Prints one line, 'listening on http://HOST:PORT/client/v4', the URL to use as " +
-    "CLOUDFLARE_BASE_URL.",
+    "Runs a local emulator of Cloudflare's OAuth-clients API (control endpoints under /__emulator/) and of " +
+    "its OAuth authorization server until SIGTERM or SIGINT. Prints two lines: 'listening on " +
+    "http://HOST:PORT/client/v4', the URL to use as CLOUDFLARE_BASE_URL, then 'oauth issuer " +
+    "http://HOST:PORT', the issuer whose /.well-known/openid-configuration a login library discovers.",
   options: {
     host: text({ value: "HOST", nonEmpty: true, defaultText: DEFAULT_HOST, help: "listen address" }),
     port: integer({
@@ -315,6 +332,12 @@ export const EMULATOR = defineVerb({
       value: "FILE",
       nonEmpty: true,
       help: "JSON scope catalogue replacing config/scopes.json",
+    }),
+    "oauth-user": custom({
+      value: "ID:EMAIL",
+      defaultText: `${DEFAULT_OAUTH_USER.id}:${DEFAULT_OAUTH_USER.email}`,
+      help: "the user who signs in and consents at once at /oauth2/auth",
+      parse: oauthUser,
     }),
   },
 });

@@ -56,6 +56,8 @@ export const FAILURES = {
   rateLimited: { status: 429, code: 1015 },
   /** An injected server fault. */
   injected5xx: { status: 500, code: 10002 },
+  /** `GET /user` with an OAuth access token whose grant lacks `user-details.read`. */
+  userScopeMissing: { status: 403, code: 10000 },
 } as const satisfies Record<string, FailureKind>;
 
 export type FailureName = keyof typeof FAILURES;
@@ -193,3 +195,118 @@ export const RESET_RESEEDS_PRNG = true;
 /** Default listening address and port. */
 export const DEFAULT_HOST = "127.0.0.1";
 export const DEFAULT_PORT = 8787;
+
+/*
+ * The OAuth authorization server (docs/API-BEHAVIOUR.md, "The OAuth authorization server"). Cloudflare
+ * documents the endpoints, the client authentication methods and that userinfo holds only `sub`;
+ * everything below is chosen, following RFC 6749, RFC 7636 (PKCE), RFC 7009 (revocation) and OpenID
+ * Connect Core, and `src/emulator/oauth.ts` and `src/emulator/grants.ts` read it from here.
+ */
+
+/** The user who signs in and consents at once unless `oauthUser` / `--oauth-user ID:EMAIL` names another. */
+export const DEFAULT_OAUTH_USER = {
+  id: "9a7806061c88ada191ed06f989cc3dac",
+  email: "user@example.com",
+} as const;
+
+/** The OAuth paths, at the root of the emulator's origin (the issuer), as on dash.cloudflare.com. */
+export const OAUTH_PATHS = {
+  discovery: "/.well-known/openid-configuration",
+  jwks: "/.well-known/jwks.json",
+  authorize: "/oauth2/auth",
+  token: "/oauth2/token",
+  revoke: "/oauth2/revoke",
+  logout: "/oauth2/logout",
+  userinfo: "/oauth2/userinfo",
+} as const;
+
+/** Lifetimes, in seconds, measured on the emulator's clock (`now`). */
+export const OAUTH_LIFETIMES = {
+  /** RFC 6749 §4.1.2 recommends at most ten minutes; the emulator uses the maximum. */
+  codeSeconds: 600,
+  accessTokenSeconds: 3600,
+  idTokenSeconds: 3600,
+  /** A refresh token expires this long after it was issued (each rotation issues a fresh one). */
+  refreshTokenSeconds: 30 * 24 * 3600,
+} as const;
+
+/** Random values from node:crypto: bytes before base64url (32 bytes = 256 bits). */
+export const OAUTH_RANDOM_BYTES = 32;
+
+/**
+ * The authorization endpoint's rules.
+ * - Only `response_type=code` is served: a client holding `token` or `id_token` may list them, but
+ *   asking for them answers `unsupported_response_type`; asking for `code` when the client does not
+ *   list it answers `unauthorized_client`.
+ * - `redirect_uri` is required (OpenID Connect Core 3.1.2.1) and compared as an exact string; a missing
+ *   or unregistered one, like an unknown `client_id`, gets a 400 page and no redirect (RFC 6749 §4.1.2.1).
+ * - `scope` is required; every requested scope must be one of the client's `scopes`, which carry the
+ *   protocol scopes by the API's rule (PROTOCOL_SCOPE_RULES): `openid` only for a client with `id_token`
+ *   in response_types, `offline_access` only for one with the `refresh_token` grant. The granted scopes
+ *   are exactly the requested ones (the test user consents to everything).
+ * - PKCE: S256 only (a `plain` or missing `code_challenge_method` beside a challenge is
+ *   `invalid_request`); required for `none` clients, verified whenever the request carried one.
+ * - The redirect carries `iss` (RFC 9207) besides `code` and `state`.
+ */
+export const AUTHORIZE_RULES = {
+  servedResponseType: "code",
+  requireScope: true,
+  codeChallengeMethods: ["S256"],
+  pkceRequiredFor: ["none"],
+  issInRedirect: true,
+} as const;
+
+/**
+ * The token endpoint's rules.
+ * - The method a request authenticates with (Basic header, `client_secret` in the body, or neither)
+ *   must be the client's `token_endpoint_auth_method`; another is `invalid_client`. So is using two.
+ * - The current secret and, while `has_rotated_secret` is true, the rotated one authenticate; neither
+ *   rotating nor deleting the rotated secret revokes a token: tokens belong to the client.
+ * - `invalid_client` is 401, with `WWW-Authenticate: Basic` when the request used Basic (RFC 6749 §5.2);
+ *   every other error is 400.
+ * - A code is consumed only by a successful exchange. A second use fails `invalid_grant` and revokes
+ *   every token issued from that code (RFC 6749 §4.1.2). A code exchanged without the verifier its
+ *   challenge needs, with a verifier it had no challenge for, or with another `redirect_uri` fails
+ *   `invalid_grant` and stays usable.
+ * - Refresh tokens rotate: each refresh answers a new refresh token and the one presented stops
+ *   working. Presenting a used one again fails `invalid_grant` and revokes the whole grant (every
+ *   token descended from the same code), as the OAuth security BCP recommends for replay.
+ * - A refresh may narrow `scope` (a subset of the grant); wider is `invalid_scope`. It is refused with
+ *   `unauthorized_client` once the client no longer holds the `refresh_token` grant.
+ * - A refresh token is issued only when the client holds the `refresh_token` grant and
+ *   `offline_access` was granted; an `id_token` only when `openid` was granted (on refresh too, without
+ *   `nonce`).
+ */
+export const TOKEN_RULES = {
+  codeConsumedOnlyOnSuccess: true,
+  codeReuseRevokesGrant: true,
+  rotateRefreshTokens: true,
+  refreshReuseRevokesGrant: true,
+  idTokenOnRefresh: true,
+} as const;
+
+/** The id_token signature: RS256 with a 2048-bit key made at the first use, `kid` = its RFC 7638 thumbprint. */
+export const ID_TOKEN_SIGNING = { alg: "RS256", modulusLength: 2048 } as const;
+
+/**
+ * Revocation (RFC 7009): the client authenticates as at the token endpoint; an unknown token, or one
+ * issued to another client, answers 200 and revokes nothing. Revoking a refresh token revokes its whole
+ * grant (access tokens included, RFC 7009 §2.1); revoking an access token revokes only that token.
+ */
+export const REVOKE_RULES = { refreshRevokesGrant: true } as const;
+
+/**
+ * Userinfo: a live access token whose grant holds `openid` (OpenID Connect Core 5.3), else 401
+ * `invalid_token` (403 `insufficient_scope` without `openid`); the answer is `{sub}` only.
+ * `GET /client/v4/user` accepts a live access token whose grant holds `user-details.read` (403 code
+ * 10000 without it) besides the API's own tokens, and answers the test user `{id, email}`.
+ */
+export const USERINFO_SCOPE = "openid";
+export const USER_ENDPOINT_SCOPE = "user-details.read";
+
+/**
+ * Logout (OpenID Connect RP-Initiated Logout): the client is named by `client_id` or by the `aud` of an
+ * `id_token_hint` this emulator signed; `post_logout_redirect_uri` must equal one of the client's
+ * `post_logout_redirect_uris` (a 302 there, with `state`), otherwise a 400 page; without one, a 200
+ * page. The emulator keeps no browser session, so logout revokes no token (fixed in the code).
+ */

@@ -2,20 +2,23 @@ import { mkdir } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import { dirname } from "node:path";
 import { GitOpsError } from "../errors.js";
-import { DEFAULT_HOST, DEFAULT_PORT, RATE_LIMIT_DEFAULTS } from "./behaviour.js";
+import { DEFAULT_HOST, DEFAULT_OAUTH_USER, DEFAULT_PORT, RATE_LIMIT_DEFAULTS } from "./behaviour.js";
 import { ApiFailure } from "./failure.js";
 import { mergeFaultSettings, NO_FAULTS, type FaultSettings } from "./faults.js";
 import { StateFile } from "./persist.js";
 import { randomSeed } from "./prng.js";
 import type { RateLimitConfig } from "./ratelimit.js";
+import type { OAuthUser } from "./oauth.js";
 import { loadScopeCatalogue } from "./scopes.js";
 import { API_PREFIX, Emulator } from "./server.js";
 
 /**
- * A local emulator of Cloudflare's OAuth-clients API (docs/API-BEHAVIOUR.md): the seven client endpoints and
- * `GET /oauth/scopes` under /client/v4, with Cloudflare's envelopes, auth, rate limit and rules, plus
- * reproducible faults and control endpoints under /__emulator/. The reconciler's tests, benchmarks
- * and demos run against it instead of the real API.
+ * A local emulator of Cloudflare's OAuth-clients API (docs/API-BEHAVIOUR.md): the seven client endpoints,
+ * `GET /oauth/scopes` and `GET /user` under /client/v4, with Cloudflare's envelopes, auth, rate limit
+ * and rules, plus reproducible faults and control endpoints under /__emulator/. The reconciler's tests,
+ * benchmarks and demos run against it instead of the real API. At the root of the same origin it is
+ * also Cloudflare's OAuth authorization server (src/emulator/oauth.ts), so an application can test its
+ * Cloudflare login against the clients the reconciler made.
  */
 
 /** How to run the emulator; every field is optional. */
@@ -49,16 +52,23 @@ export interface EmulatorOptions {
   listTotalCountOffset?: number;
   /** A JSON scope catalogue replacing config/scopes.json. */
   scopesFile?: string;
-  /** Clock for timestamps and rate windows (tests). */
+  /** Clock for timestamps, rate windows and OAuth code and token lifetimes (tests). */
   now?: () => Date;
+  /** The user who signs in and consents at the authorization endpoint (default in behaviour.ts). */
+  oauthUser?: OAuthUser;
 }
 
 /** A running emulator. */
 export interface EmulatorHandle {
   /** `http://HOST:PORT/client/v4`: the SDK's `baseURL` / `CLOUDFLARE_BASE_URL`. */
   url: string;
-  /** `http://HOST:PORT`: control endpoints are under `${origin}/__emulator/`. */
+  /**
+   * `http://HOST:PORT`: control endpoints are under `${origin}/__emulator/`. It is also the OAuth
+   * issuer: `${origin}/.well-known/openid-configuration`.
+   */
   origin: string;
+  /** The OAuth issuer (equal to `origin`). */
+  issuer: string;
   port: number;
   /** Closes the listener and every connection, waits for in-flight work and the last state write. */
   stop(): Promise<void>;
@@ -76,15 +86,18 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     faults: faultsFrom(options),
     catalogue: loadScopeCatalogue(options.scopesFile),
     now: options.now ?? (() => new Date()),
+    oauthUser: checkOAuthUser(options.oauthUser ?? DEFAULT_OAUTH_USER),
   });
   if (options.statePath !== undefined) await attachState(emulator, options.statePath);
   const server = createServer(emulator.listener);
   const bound = await listen(server, host, port);
   const origin = `http://${host.includes(":") ? `[${host}]` : host}:${bound}`;
+  emulator.issuer = origin;
   let stopping: Promise<void> | undefined;
   return {
     url: `${origin}${API_PREFIX}`,
     origin,
+    issuer: origin,
     port: bound,
     stop: () => (stopping ??= stopServer(server, emulator)),
   };
@@ -114,6 +127,16 @@ function faultsFrom(options: EmulatorOptions): FaultSettings {
     if (error instanceof ApiFailure) throw optionError(error.message);
     throw error;
   }
+}
+
+function checkOAuthUser(user: OAuthUser): OAuthUser {
+  if (typeof user.id !== "string" || !/^[A-Za-z0-9._-]+$/.test(user.id)) {
+    throw optionError("oauthUser: id must be non-empty letters, digits, '.', '_' or '-'");
+  }
+  if (typeof user.email !== "string" || !/^[^@\s]+@[^@\s]+$/.test(user.email)) {
+    throw optionError("oauthUser: email must look like name@host");
+  }
+  return { id: user.id, email: user.email };
 }
 
 function checkPort(port: number): void {
@@ -160,5 +183,6 @@ async function stopServer(server: Server, emulator: Emulator): Promise<void> {
 
 export type { RateLimitConfig } from "./ratelimit.js";
 export type { FaultSettings } from "./faults.js";
+export type { OAuthUser } from "./oauth.js";
 export type { StatsSnapshot } from "./stats.js";
 export type { DumpedClient, EmulatedClient, SecretSlot, VerificationStatus } from "./store.js";

@@ -3,7 +3,8 @@
  * whether the call needs "OAuth Client Write" and mutates state (mutations are persisted and are the
  * only calls the commit-then-drop fault applies to).
  */
-export type Action = "list" | "create" | "get" | "update" | "delete" | "rotate" | "deleteRotated" | "scopes";
+export type Action =
+  "list" | "create" | "get" | "update" | "delete" | "rotate" | "deleteRotated" | "scopes" | "user";
 
 export interface Route {
   method: string;
@@ -31,6 +32,8 @@ export const ROUTES: readonly Route[] = [
   { method: "POST", template: `POST ${CLIENT}/rotate_secret`, action: "rotate", write: true },
   { method: "DELETE", template: `DELETE ${CLIENT}/rotate_secret`, action: "deleteRotated", write: true },
   { method: "GET", template: "GET /oauth/scopes", action: "scopes", write: false },
+  // The signed-in user: answered for an OAuth access token too (src/emulator/oauth.ts).
+  { method: "GET", template: "GET /user", action: "user", write: false },
 ];
 
 /** The template counted for a request no route matched. */

@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
-import { MAX_BODY_BYTES, RESET_RESEEDS_PRNG } from "./behaviour.js";
+import { MAX_BODY_BYTES, RESET_RESEEDS_PRNG, USER_ENDPOINT_SCOPE } from "./behaviour.js";
 import { authorise, identifyCaller, type AuthConfig } from "./auth.js";
 import { ApiFailure, fail } from "./failure.js";
 import { mergeFaultSettings, roll, shapeListAnswer, type FaultSettings } from "./faults.js";
+import { bearerToken, OAuthServer, type OAuthUser } from "./oauth.js";
 import type { StateFile } from "./persist.js";
 import { createStreams, type RandomStreams } from "./prng.js";
 import { RateLimiter, rateLimitHeaders, type RateLimitConfig } from "./ratelimit.js";
@@ -32,6 +33,8 @@ export interface EmulatorSetup {
   faults: FaultSettings;
   catalogue: ScopeCatalogue;
   now: () => Date;
+  /** The test user of the authorization server and of `GET /client/v4/user`. */
+  oauthUser: OAuthUser;
 }
 
 /** The running emulator's state: store, counters, fault settings, PRNG streams. */
@@ -41,6 +44,9 @@ export class Emulator {
   readonly limiter: RateLimiter;
   faults: FaultSettings;
   stateFile: StateFile | undefined;
+  /** The origin, which is the OAuth issuer; set by `startEmulator` once the listener is bound. */
+  issuer = "http://emulator";
+  readonly oauth: OAuthServer;
   readonly #setup: EmulatorSetup;
   /** Tokens revoked by `POST /__emulator/tokens`. */
   readonly #revoked = new Set<string>();
@@ -54,6 +60,12 @@ export class Emulator {
     this.faults = { ...setup.faults };
     this.limiter = new RateLimiter(setup.rateLimit, setup.now);
     this.store = new ClientStore({ catalogue: setup.catalogue, now: setup.now, random: () => this.#streams });
+    this.oauth = new OAuthServer({
+      store: this.store,
+      user: setup.oauthUser,
+      issuer: () => this.issuer,
+      now: setup.now,
+    });
   }
 
   /** The node:http request listener. */
@@ -75,6 +87,7 @@ export class Emulator {
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? "/", "http://emulator").pathname;
     if (path.startsWith(CONTROL_PREFIX)) return this.#control(req, res, path.slice(CONTROL_PREFIX.length));
+    if (OAuthServer.serves(path)) return this.oauth.handle(req, res, path, await readBody(req));
     if (path === API_PREFIX || path.startsWith(`${API_PREFIX}/`)) {
       return this.#api(req, res, path.slice(API_PREFIX.length));
     }
@@ -113,7 +126,9 @@ export class Emulator {
       return sendFailure(res, headers, fail("injected5xx", "Internal server error (injected fault)"));
     }
     try {
-      authorise(caller, match?.route.write ?? false);
+      if (match?.route.action !== "user" || !this.#oauthUserCall(req)) {
+        authorise(caller, match?.route.write ?? false);
+      }
       if (!match) throw fail("noRoute", `No route for ${method} ${API_PREFIX}${path}`);
       const result = this.#execute(match, body);
       if (match.route.write) {
@@ -130,6 +145,20 @@ export class Emulator {
       this.stats.record(method, template, failure.status);
       sendFailure(res, headers, failure);
     }
+  }
+
+  /**
+   * `GET /user` with an access token of the authorization server (docs/API-BEHAVIOUR.md, "The OAuth
+   * authorization server": login libraries read the profile there): true when the bearer is a live
+   * access token, which then needs `user-details.read`; false leaves the API's own auth to decide.
+   */
+  #oauthUserCall(req: IncomingMessage): boolean {
+    const grant = this.store.grants.accessGrant(bearerToken(req.headers["authorization"]));
+    if (grant === undefined) return false;
+    if (!grant.scopes.includes(USER_ENDPOINT_SCOPE)) {
+      throw fail("userScopeMissing", `Authentication error: the access token lacks ${USER_ENDPOINT_SCOPE}`);
+    }
+    return true;
   }
 
   #execute(match: RouteMatch, body: Body): { value: unknown; info?: Record<string, number> } {
@@ -162,6 +191,8 @@ export class Emulator {
         const items = store.scopes();
         return { value: items, info: pageInfo(items.length) };
       }
+      case "user":
+        return { value: { id: this.#setup.oauthUser.id, email: this.#setup.oauthUser.email } };
     }
   }
 

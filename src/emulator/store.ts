@@ -13,6 +13,7 @@ import {
   verificationText,
 } from "./behaviour.js";
 import { fail } from "./failure.js";
+import { OAuthGrants } from "./grants.js";
 import type { Prng } from "./prng.js";
 import type { ScopeCatalogue } from "./scopes.js";
 import {
@@ -106,9 +107,15 @@ const FIELD_ORDER = [
 export class ClientStore {
   readonly #deps: StoreDeps;
   readonly #accounts = new Map<string, Map<string, StoredClient>>();
+  /**
+   * The authorization server's codes and tokens (src/emulator/grants.ts), kept beside the clients
+   * they were issued to: deleting a client revokes them all, rotating its secret revokes none.
+   */
+  readonly grants: OAuthGrants;
 
   constructor(deps: StoreDeps) {
     this.#deps = deps;
+    this.grants = new OAuthGrants(deps.now);
   }
 
   /** Number of clients across all accounts. */
@@ -182,6 +189,7 @@ export class ClientStore {
   delete(accountId: string, clientId: string): { id: string } {
     this.#find(accountId, clientId);
     this.#accounts.get(accountId)?.delete(clientId);
+    this.grants.revokeClient(clientId);
     return { id: clientId };
   }
 
@@ -262,6 +270,28 @@ export class ClientStore {
     return { valid: false, slot: null };
   }
 
+  /**
+   * A client by id alone, in whichever account holds it: the authorization server's requests name a
+   * client, never an account. Undefined for an unknown (or deleted) client.
+   */
+  oauthClient(clientId: string): EmulatedClient | undefined {
+    return this.#locate(clientId)?.client;
+  }
+
+  /**
+   * Which live secret of a client `secret` is: the current one or, while `has_rotated_secret` is
+   * true, the rotated one (DELETE rotate_secret removes it). Null for any other value, for a `none`
+   * client and for an unknown client.
+   */
+  oauthSecretSlot(clientId: string, secret: string): SecretSlot | null {
+    const stored = this.#locate(clientId);
+    if (stored === undefined || secret === "") return null;
+    const d = digest(secret);
+    if (stored.current !== undefined && sameDigest(d, stored.current)) return "current";
+    if (stored.rotated !== undefined && sameDigest(d, stored.rotated)) return "rotated";
+    return null;
+  }
+
   /** Every client (of one account, or all), without secrets. */
   dump(accountId?: string): DumpedClient[] {
     const out: DumpedClient[] = [];
@@ -275,6 +305,7 @@ export class ClientStore {
 
   clear(): void {
     this.#accounts.clear();
+    this.grants.clear();
   }
 
   /** The persisted form: clients and secret digests, no secret values. */
@@ -394,6 +425,14 @@ export class ClientStore {
         client_id: clientId,
       });
     return stored;
+  }
+
+  #locate(clientId: string): StoredClient | undefined {
+    for (const clients of this.#accounts.values()) {
+      const stored = clients.get(clientId);
+      if (stored !== undefined) return stored;
+    }
+    return undefined;
   }
 
   #accountMap(accountId: string): Map<string, StoredClient> {

@@ -11,11 +11,13 @@ import { ACCOUNT_A } from "../helpers/emulator.js";
 import { programArgs } from "../helpers/program.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const LISTENING = /^listening on (http:\/\/127\.0\.0\.1:\d+\/client\/v4)\n$/;
+const LISTENING =
+  /^listening on (http:\/\/127\.0\.0\.1:(\d+)\/client\/v4)\noauth issuer (http:\/\/127\.0\.0\.1:(\d+))\n$/;
 
 interface Running {
   child: ChildProcess;
   url: string;
+  issuer: string;
   stdout: () => string;
   stderr: () => string;
   exit: Promise<number | null>;
@@ -31,15 +33,15 @@ async function spawnEmulator(args: string[]): Promise<Running> {
   let err = "";
   child.stderr?.on("data", (d: Buffer) => (err += d.toString()));
   const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
+  const [url, issuer] = await new Promise<[string, string]>((resolve, reject) => {
     child.stdout?.on("data", (d: Buffer) => {
       out += d.toString();
       const match = LISTENING.exec(out);
-      if (match?.[1]) resolve(match[1]);
+      if (match?.[1] && match[3]) resolve([match[1], match[3]]);
     });
     void exit.then((code) => reject(new Error(`emulator exited ${code} before listening: ${err}`)));
   });
-  return { child, url, stdout: () => out, stderr: () => err, exit };
+  return { child, url, issuer, stdout: () => out, stderr: () => err, exit };
 }
 
 /** Runs the verb in-process with captured streams. */
@@ -63,7 +65,7 @@ async function runInProcess(args: string[], signal = AbortSignal.abort()) {
 }
 
 describe("cf-oauth-gitops emulator", () => {
-  it("prints one listening line, serves, keeps --state across a restart, and exits 0 on SIGTERM", async () => {
+  it("prints the listening and issuer lines, serves, keeps --state across a restart, and exits 0 on SIGTERM", async () => {
     const dir = await mkdtemp(join(tmpdir(), "emulator-cli-"));
     try {
       const state = join(dir, "state.json");
@@ -103,6 +105,25 @@ describe("cf-oauth-gitops emulator", () => {
     }
   });
 
+  it("prints the OAuth issuer of the same origin, and --oauth-user names the signed-in user", async () => {
+    const running = await spawnEmulator(["--port", "0", "--oauth-user", "u-42:dev@corp.example"]);
+    try {
+      const match = LISTENING.exec(running.stdout());
+      expect(match?.[2]).toBe(match?.[4]);
+      expect(running.url).toBe(`${running.issuer}/client/v4`);
+      const discovery = await fetch(`${running.issuer}/.well-known/openid-configuration`);
+      expect(((await discovery.json()) as { issuer: string }).issuer).toBe(running.issuer);
+      const user = await fetch(`${running.url}/user`, { headers: { authorization: "Bearer any" } });
+      expect(((await user.json()) as { result: unknown }).result).toEqual({
+        id: "u-42",
+        email: "dev@corp.example",
+      });
+    } finally {
+      running.child.kill("SIGTERM");
+      await running.exit;
+    }
+  });
+
   it("exits 1 with a clear message on a bad flag (real process)", async () => {
     const child = spawn(process.execPath, [...programArgs(), "emulator", "--port", "http"], {
       cwd: ROOT,
@@ -127,6 +148,7 @@ describe("cf-oauth-gitops emulator", () => {
     [["--seed", "-3"], "--seed"],
     [["--latency-ms", "1.5"], "--latency-ms"],
     [["--token", ""], "--token: must not be empty"],
+    [["--oauth-user", "no-email"], "--oauth-user: 'no-email' is not ID:EMAIL"],
   ])("refuses %j", async (args, fragment) => {
     const { code, out, err } = await runInProcess(args);
     expect(code).toBe(1);
