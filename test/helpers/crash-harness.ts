@@ -387,6 +387,7 @@ export class CrashLane {
     const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
     this.proxy.arm(child, plan);
     let lined = false;
+    const recent: string[] = [];
     if (killAtLine) {
       let pending = "";
       child.stdout?.setEncoding("utf8");
@@ -402,6 +403,9 @@ export class CrashLane {
           } catch {
             continue;
           }
+          // Kept for the report of a life the failsafe had to end: what the daemon last said.
+          recent.push(summarizeLine(line));
+          if (recent.length > 25) recent.shift();
           if (this.proxy.killed || lined || !killAtLine(line)) continue;
           lined = true;
           void this.proxy.kill();
@@ -422,7 +426,10 @@ export class CrashLane {
     this.events.push(
       `run ${this.runs} ${kind} ${args.join(" ")} offset=${this.offset} plan=${JSON.stringify(plan)} ` +
         `requests=${this.proxy.requests} writes=${this.proxy.writes} killed=${this.proxy.killed}` +
-        `${guarded ? " (guard)" : ""}${lined ? " (at line)" : ""} code=${code}`,
+        `${guarded ? " (guard)" : ""}${lined ? " (at line)" : ""} code=${code}` +
+        (guarded
+          ? `\n  last log lines:\n    ${recent.join("\n    ")}\n  stderr: ${stderr.slice(-2000)}`
+          : ""),
     );
     const counts = this.tally.get(label) ?? { runs: 0, kills: 0 };
     this.tally.set(label, counts);
@@ -539,4 +546,14 @@ export class CrashLane {
     }
     return out;
   }
+}
+
+/** One log line of a life, short: time, level, component, message and the fields that say why. */
+function summarizeLine(line: Record<string, unknown>): string {
+  const keep = ["reasons", "result", "code", "held_by", "phase", "next_run_at", "error"];
+  const extra = keep
+    .filter((k) => line[k] !== undefined)
+    .map((k) => `${k}=${JSON.stringify(line[k])}`)
+    .join(" ");
+  return `${String(line["time"] ?? "")} ${String(line["level"] ?? "")} ${String(line["component"] ?? "")}: ${String(line["msg"] ?? "")} ${extra}`.trim();
 }
