@@ -8,7 +8,7 @@ import type { Anchor, Locator, PathSegment } from "./issues.js";
  * data and the offsets needed for file:line:col in one pass over the text (tens of milliseconds).
  *
  * It never guesses: anything outside the subset (anchors, aliases, merge keys, tags, block scalars,
- * multi-line scalars, several documents, numbers, tabs, CR line ends, duplicate keys...) makes it
+ * multi-line scalars, several documents, numbers other than plain decimal integers, tabs, CR line ends, duplicate keys...) makes it
  * return `undefined`, and the caller parses the file with the `yaml` package instead. The data it
  * returns equals `yaml`'s `parseDocument(text).toJS()` for the same text, and `locate` answers as
  * `locate` in issues.ts does on the `yaml` document (test/config/fast-yaml.test.ts compares both).
@@ -87,6 +87,13 @@ const CORE_WORDS = new Map<string, null | boolean>([
 const NUMBER_LIKE_RE =
   /^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|0o[0-7]+|0x[0-9a-fA-F]+|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$/;
 
+/**
+ * Non-negative decimal integers spelled one way (no sign, no leading zero) and well inside the safe
+ * range: the core schema reads each as `Number(text)`. Config files are full of them
+ * (`max_deletes: 5`); every other number form is left to the `yaml` package.
+ */
+const PLAIN_INT_RE = /^(?:0|[1-9][0-9]{0,14})$/;
+
 function isKeyStart(c: number): boolean {
   return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x5f;
 }
@@ -95,14 +102,15 @@ function isKeyChar(c: number): boolean {
   return isKeyStart(c) || (c >= 0x30 && c <= 0x39) || c === DASH;
 }
 
-/** The value of a plain scalar, as the core schema reads it; numbers and the merge key are refused. */
-function plainValue(text: string): string | null | boolean {
+/** The value of a plain scalar, as the core schema reads it; numbers but plain integers, and the merge key, are refused. */
+function plainValue(text: string): string | number | null | boolean {
   if (text === "<<") throw UNSUPPORTED;
   if (text.length <= 5) {
     const word = CORE_WORDS.get(text);
     if (word !== undefined) return word;
   }
   const first = text.charCodeAt(0);
+  if (PLAIN_INT_RE.test(text)) return Number(text);
   if (((first >= 0x30 && first <= 0x39) || first === 0x2b || first === 0x2e) && NUMBER_LIKE_RE.test(text))
     throw UNSUPPORTED;
   return text;
