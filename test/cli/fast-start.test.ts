@@ -125,6 +125,9 @@ describe("what each verb loads", () => {
     ).toEqual([]);
     expect(result.packages).not.toContain("undici");
     expect(result.packages).not.toContain("pino");
+    // The example files are all in the plain subset: the fast reader reads them, without `yaml`.
+    expect(result.own).toContain("config/fast-yaml");
+    expect(result.packages).not.toContain("yaml");
   });
 
   it("plan loads neither the daemon (server, metrics, watch, cron) nor git", async () => {
@@ -138,6 +141,7 @@ describe("what each verb loads", () => {
     expect(result.packages.filter((p) => DAEMON_PACKAGES.includes(p) && p !== "node-cron")).toEqual([]);
     expect(result.dependencyFiles).toContain("undici/lib/dispatcher/env-http-proxy-agent.js");
     expect(result.dependencyFiles.filter((f) => UNDICI_UNUSED.test(f))).toEqual([]);
+    expect(result.packages).not.toContain("yaml");
   });
 
   it("export loads the API client but not the sinks' wiring or code", async () => {
