@@ -63,7 +63,7 @@ const PURE_MESSAGE = "pure module: no I/O, no logger, no clock (take the data as
 const pureImports = [
   { regex: `^(node:)?(${IO_BUILTINS.join("|")})(/.*)?$`, message: PURE_MESSAGE },
   { regex: `^(${IO_PACKAGES.join("|")})(/.*)?$`, message: PURE_MESSAGE },
-  { regex: "^(\\.\\./)+(log|proxy)\\.js$", message: PURE_MESSAGE },
+  { regex: "^(\\.\\./)+(log|proxy|undici)\\.js$", message: PURE_MESSAGE },
 ];
 const noDynamicImport = {
   selector: "ImportExpression",

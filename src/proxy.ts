@@ -1,4 +1,5 @@
-import { EnvHttpProxyAgent, type Agent, type Dispatcher } from "undici";
+import type { Agent, Dispatcher } from "undici";
+import { EnvHttpProxyAgent } from "./undici.js";
 
 /** The proxy settings of an environment, as curl and most HTTP clients read them. */
 export interface ProxySettings {

@@ -1,9 +1,9 @@
 import { setTimeout as sleepTimer } from "node:timers/promises";
-import { request, type Dispatcher } from "undici";
 import type { z } from "zod";
 import { fullJitterBackoffMs, type BackoffPolicy } from "../backoff.js";
 import { silentLogger, type Logger } from "../log.js";
 import { proxyAwareDispatcher, proxySettings } from "../proxy.js";
+import { request, type Dispatcher } from "../undici.js";
 import {
   CloudflareApiError,
   describeHttpFailure,

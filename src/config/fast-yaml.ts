@@ -1,14 +1,15 @@
 import type { Anchor, Locator, PathSegment } from "./issues.js";
 
 /**
- * A fast reader for the plain subset of YAML that desired-state files are written in: block mappings
- * with simple keys, block sequences, one-line flow sequences and mappings of scalars, one-line plain
- * and quoted scalars, and comments. The `yaml` package builds tokens, a CST and a document before
+ * A fast reader for the plain subset of YAML that desired-state and config files are written in:
+ * block mappings with simple keys, block sequences, one-line flow sequences of scalars, one-line flow
+ * mappings of scalars and of such mappings (`sinks: {default: {type: file}}`), one-line plain and
+ * quoted scalars, and comments. The `yaml` package builds tokens, a CST and a document before
  * `toJS` (seconds for the 4.4 MB of bench/plan.ts's 10,000 clients); this reader builds the plain
  * data and the offsets needed for file:line:col in one pass over the text (tens of milliseconds).
  *
  * It never guesses: anything outside the subset (anchors, aliases, merge keys, tags, block scalars,
- * multi-line scalars, several documents, numbers, tabs, CR line ends, duplicate keys...) makes it
+ * multi-line scalars, several documents, numbers other than plain decimal integers, tabs, CR line ends, duplicate keys...) makes it
  * return `undefined`, and the caller parses the file with the `yaml` package instead. The data it
  * returns equals `yaml`'s `parseDocument(text).toJS()` for the same text, and `locate` answers as
  * `locate` in issues.ts does on the `yaml` document (test/config/fast-yaml.test.ts compares both).
@@ -87,6 +88,16 @@ const CORE_WORDS = new Map<string, null | boolean>([
 const NUMBER_LIKE_RE =
   /^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|0o[0-7]+|0x[0-9a-fA-F]+|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$/;
 
+/**
+ * Non-negative decimal integers spelled one way (no sign, no leading zero) and well inside the safe
+ * range: the core schema reads each as `Number(text)`. Config files are full of them
+ * (`max_deletes: 5`); every other number form is left to the `yaml` package.
+ */
+const PLAIN_INT_RE = /^(?:0|[1-9][0-9]{0,14})$/;
+
+/** How deep flow mappings may nest in the fast reader (`sinks: {default: {type: file}}` is 2). */
+const MAX_FLOW_DEPTH = 8;
+
 function isKeyStart(c: number): boolean {
   return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x5f;
 }
@@ -95,14 +106,15 @@ function isKeyChar(c: number): boolean {
   return isKeyStart(c) || (c >= 0x30 && c <= 0x39) || c === DASH;
 }
 
-/** The value of a plain scalar, as the core schema reads it; numbers and the merge key are refused. */
-function plainValue(text: string): string | null | boolean {
+/** The value of a plain scalar, as the core schema reads it; numbers but plain integers, and the merge key, are refused. */
+function plainValue(text: string): string | number | null | boolean {
   if (text === "<<") throw UNSUPPORTED;
   if (text.length <= 5) {
     const word = CORE_WORDS.get(text);
     if (word !== undefined) return word;
   }
   const first = text.charCodeAt(0);
+  if (PLAIN_INT_RE.test(text)) return Number(text);
   if (((first >= 0x30 && first <= 0x39) || first === 0x2b || first === 0x2e) && NUMBER_LIKE_RE.test(text))
     throw UNSUPPORTED;
   return text;
@@ -322,17 +334,22 @@ class Reader {
     }
   }
 
-  /** `{a: b, c: "d"}` on one line, of simple keys and scalar values. */
+  /** `{a: b, c: {d: "e"}}` on one line: simple keys, scalar values and flow mappings of the same. */
   readFlowMap(at: number): Record<string, unknown> {
+    const [map, end] = this.readFlowMapTo(at, 0);
+    this.expectLineEnd(end);
+    return map;
+  }
+
+  /** The flow mapping whose `{` is at `at`, `depth` mappings deep; returns it and the offset after its `}`. */
+  readFlowMapTo(at: number, depth: number): [Record<string, unknown>, number] {
+    if (depth > MAX_FLOW_DEPTH) throw UNSUPPORTED;
     const text = this.#text;
     const map: Record<string, unknown> = {};
     const positions: Positions = [];
     this.positions.set(map, positions);
     let i = this.skipSpaces(at + 1);
-    if (text.charCodeAt(i) === 0x7d) {
-      this.expectLineEnd(i + 1);
-      return map;
-    }
+    if (text.charCodeAt(i) === 0x7d) return [map, i + 1];
     for (;;) {
       const colon = this.keyEnd(i);
       // `{a:b}` is one plain scalar (a key with no value): only `key: value` is read here.
@@ -346,6 +363,10 @@ class Reader {
         const [value, after] = this.readQuoted(valueAt);
         map[key] = value;
         next = this.skipSpaces(after);
+      } else if (c === 0x7b) {
+        const [value, after] = this.readFlowMapTo(valueAt, depth + 1);
+        map[key] = value;
+        next = this.skipSpaces(after);
       } else {
         const [value, after] = this.readFlowPlain(valueAt, 0x7d);
         map[key] = value;
@@ -353,10 +374,7 @@ class Reader {
       }
       positions.push(key, i, valueAt);
       const separator = text.charCodeAt(next);
-      if (separator === 0x7d) {
-        this.expectLineEnd(next + 1);
-        return map;
-      }
+      if (separator === 0x7d) return [map, next + 1];
       if (separator !== 0x2c) throw UNSUPPORTED;
       i = this.skipSpaces(next + 1);
       if (i >= this.end || text.charCodeAt(i) === 0x7d) throw UNSUPPORTED;

@@ -1,18 +1,9 @@
-import {
-  type Document,
-  type LineCounter,
-  type Node,
-  type Pair,
-  isAlias,
-  isMap,
-  isScalar,
-  isSeq,
-  visit,
-} from "yaml";
+import type { Document, LineCounter, Node, Pair } from "yaml";
 import type { z } from "zod";
 import type { ConfigIssue, IssueCode } from "../errors.js";
 import { fixedIssueCodes } from "./fields.js";
 import { closest } from "./suggest.js";
+import { yamlLib } from "./yaml-lib.js";
 
 /**
  * Turning problems into located `ConfigIssue`s: a YAML path (`clients[2].scopes[0]`) is mapped back to
@@ -70,7 +61,7 @@ export function formatPath(path: readonly PathSegment[]): string {
 function anchorsOf(ctx: YamlContext): Map<string, Node[]> {
   if (ctx.anchors === undefined) {
     const found = new Map<string, Node[]>();
-    visit(ctx.doc, {
+    yamlLib().visit(ctx.doc, {
       Node(_key, node) {
         const name = (node as { anchor?: string }).anchor;
         if (!name) return;
@@ -86,7 +77,7 @@ function anchorsOf(ctx: YamlContext): Map<string, Node[]> {
 
 /** The node an alias points at: the last anchor of that name before the alias (YAML may reuse names). */
 function deref(ctx: YamlContext, node: unknown): unknown {
-  if (!isAlias(node)) return node;
+  if (!yamlLib().isAlias(node)) return node;
   const at = node.range?.[0] ?? Number.POSITIVE_INFINITY;
   let target: Node | undefined;
   for (const candidate of anchorsOf(ctx).get(node.source) ?? []) {
@@ -98,7 +89,7 @@ function deref(ctx: YamlContext, node: unknown): unknown {
 
 function keyText(pair: Pair): string | undefined {
   const key = pair.key;
-  if (isScalar(key)) {
+  if (yamlLib().isScalar(key)) {
     const value = key.value;
     // The merge key `<<` is a scalar whose value is a symbol; its source text is what was written.
     return typeof value === "symbol" ? key.source : String(value);
@@ -109,7 +100,7 @@ function keyText(pair: Pair): string | undefined {
 /** The pair of `key` in a mapping, looking through `<<` merge keys the way `toJS` does. */
 function findPair(ctx: YamlContext, map: unknown, key: string, depth = 0): Pair | undefined {
   const node = deref(ctx, map);
-  if (!isMap(node) || depth > 20) return undefined;
+  if (!yamlLib().isMap(node) || depth > 20) return undefined;
   const merges: unknown[] = [];
   for (const pair of node.items) {
     const text = keyText(pair);
@@ -118,7 +109,7 @@ function findPair(ctx: YamlContext, map: unknown, key: string, depth = 0): Pair 
   }
   for (const merged of merges) {
     const target = deref(ctx, merged);
-    const sources = isSeq(target) ? target.items : [target];
+    const sources = yamlLib().isSeq(target) ? target.items : [target];
     for (const source of sources) {
       const found = findPair(ctx, source, key, depth + 1);
       if (found) return found;
@@ -142,12 +133,16 @@ function follow(ctx: YamlContext, path: readonly PathSegment[]): Found {
   for (let i = 0; i < path.length; i++) {
     const segment = path[i] as PathSegment;
     const current = deref(ctx, node);
-    if (isMap(current)) {
+    if (yamlLib().isMap(current)) {
       const next = findPair(ctx, current, String(segment));
       if (!next) return { node, pair, depth: i };
       pair = next;
       node = next.value;
-    } else if (isSeq(current) && typeof segment === "number" && current.items[segment] !== undefined) {
+    } else if (
+      yamlLib().isSeq(current) &&
+      typeof segment === "number" &&
+      current.items[segment] !== undefined
+    ) {
       pair = undefined;
       node = current.items[segment];
     } else {
@@ -168,7 +163,7 @@ function isEmptyValue(node: unknown): boolean {
   return (
     node === null ||
     node === undefined ||
-    (isScalar(node) && node.value === null && range?.[0] === range?.[1])
+    (yamlLib().isScalar(node) && node.value === null && range?.[0] === range?.[1])
   );
 }
 

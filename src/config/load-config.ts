@@ -11,6 +11,7 @@ import {
   sortIssues,
   yamlLocator,
 } from "./issues.js";
+import { fastLocator, parseFastYaml } from "./fast-yaml.js";
 import { displayPath } from "./paths.js";
 import { sinkRegistry } from "../sinks/registry.js";
 import type { SinkRegistry } from "../sinks/descriptor.js";
@@ -54,6 +55,17 @@ export async function loadConfig(path: string, options: LoadConfigOptions = {}):
     });
   }
   if (read.issue) throw new ConfigError([read.issue]);
+  const registry = options.sinks ?? sinkRegistry;
+  const build = { absolute, cwd, registry };
+  // A file in the plain subset is read by the fast reader (fast-yaml.ts), which spares loading the
+  // `yaml` package; any other file, and any file with a problem, is read again with `yaml`, whose
+  // locations are the reference (as load-desired.ts does for the desired state).
+  const fast = parseFastYaml(read.text);
+  if (fast) {
+    const where = fastLocator(file, fast);
+    const checked = checkConfigData(fast.data, where, registry);
+    if (checked.issues.length === 0) return buildConfig(checked.output, { ...build, where });
+  }
   const ctx = parseSingleDocument(read.text, file);
   const where = yamlLocator(ctx);
   const plain = toPlainData(ctx);
@@ -63,20 +75,24 @@ export async function loadConfig(path: string, options: LoadConfigOptions = {}):
       issueAt(where, [], "E_TYPE", "the config file is a mapping of settings, e.g. `desired: ./desired`"),
     ]);
   }
-  const registry = options.sinks ?? sinkRegistry;
+  const checked = checkConfigData(plain.data, where, registry);
+  if (checked.issues.length > 0) throw new ConfigError(sortIssues(checked.issues, [file]));
+  return buildConfig(checked.output, { ...build, where });
+}
+
+/** The schema's and the cross-field rules' verdict on the file's data; `output` is valid without issues. */
+function checkConfigData(
+  data: Record<string, unknown>,
+  where: Locator,
+  registry: SinkRegistry,
+): { output: ConfigOutput; issues: ConfigIssue[] } {
   const schema = configSchemaFor(registry);
-  const result = schema.safeParse(plain.data);
+  const result = schema.safeParse(data);
   const issues = result.success
     ? []
-    : fromZodIssues(result.error.issues, {
-        locator: where,
-        schema,
-        data: plain.data,
-        basePath: [],
-      });
-  issues.push(...checkConfig(plain.data, where, registry));
-  if (issues.length > 0) throw new ConfigError(sortIssues(issues, [file]));
-  return buildConfig(result.data as ConfigOutput, { absolute, cwd, where, registry });
+    : fromZodIssues(result.error.issues, { locator: where, schema, data, basePath: [] });
+  issues.push(...checkConfig(data, where, registry));
+  return { output: result.data as ConfigOutput, issues };
 }
 
 function parseSingleDocument(text: string, file: string): YamlContext {

@@ -1,5 +1,5 @@
-import cron from "node-cron";
 import { z } from "zod";
+import { cronLib } from "../cron-lib.js";
 import {
   GRANT_TYPES,
   REQUIRED_FIELDS,
@@ -265,7 +265,7 @@ export const desiredEnvelopeSchema = z.strictObject({
 export const DEFAULT_SINKS = { default: { type: "file", dir: "secrets" } } as const;
 
 const cronSchema = withCheck(z.string(), (value) =>
-  cron.validate(value)
+  cronLib().validate(value)
     ? undefined
     : {
         code: "E_BAD_CRON",

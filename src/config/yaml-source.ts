@@ -1,8 +1,9 @@
 import { readFile, realpath, stat } from "node:fs/promises";
 import { sep } from "node:path";
-import { type Document, LineCounter, type YAMLError, parseAllDocuments, visit } from "yaml";
+import type { Document, LineCounter, YAMLError } from "yaml";
 import type { ConfigIssue, IssueCode } from "../errors.js";
 import { type YamlContext, issueAtOffset } from "./issues.js";
+import { yamlLib } from "./yaml-lib.js";
 
 /**
  * Reading and parsing one YAML file defensively: files are refused by size before they are read,
@@ -236,6 +237,7 @@ function isEmptyDocument(doc: Document.Parsed): boolean {
 
 /** Parses every document of a file. Syntax errors make a document unusable; duplicate keys do not. */
 export function parseYamlFile(text: string, file: string): ParsedFile {
+  const { LineCounter, parseAllDocuments } = yamlLib();
   const lineCounter = new LineCounter();
   const result: ParsedFile = { file, lineCounter, documents: [], errors: [], warnings: [], empty: true };
   let docs: Document.Parsed[];
@@ -304,6 +306,7 @@ export function toPlainData(
     const bomb = /excessive alias count/i.test(message);
     const unresolved = /unresolved alias.*: (.+)$/i.exec(message)?.[1];
     let offset = ctx.doc.contents?.range?.[0] ?? 0;
+    const { visit } = yamlLib();
     visit(ctx.doc, {
       Alias(_key, node) {
         if (unresolved !== undefined && node.source !== unresolved) return undefined;

@@ -1,4 +1,4 @@
-import { request, type Dispatcher } from "undici";
+import { request, type Dispatcher } from "../undici.js";
 import { SinkError } from "../errors.js";
 
 /** A response with its body parsed as JSON when it is JSON (`body` is undefined otherwise). */

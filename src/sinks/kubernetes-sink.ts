@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { Agent, type Dispatcher } from "undici";
+import { Agent, type Dispatcher } from "../undici.js";
 import { SinkError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import { requestJson, type JsonResponse } from "./http.js";

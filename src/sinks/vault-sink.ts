@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import type { Dispatcher } from "undici";
+import type { Dispatcher } from "../undici.js";
 import { SinkError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import { proxyAwareDispatcher, proxySettings } from "../proxy.js";

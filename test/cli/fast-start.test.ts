@@ -24,6 +24,8 @@ interface Loaded {
   own: string[];
   /** npm packages any module was loaded from. */
   packages: string[];
+  /** Files of npm packages, as `undici/lib/dispatcher/agent.js` (CommonJS ones included: see the recorder). */
+  dependencyFiles: string[];
 }
 
 async function loaded(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): Promise<Loaded> {
@@ -47,10 +49,12 @@ async function loaded(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): 
     const urls = (await readFile(log, "utf8")).split("\n").filter((u) => u !== "");
     const own = new Set<string>();
     const packages = new Set<string>();
+    const dependencyFiles = new Set<string>();
     for (const url of urls) {
-      const dependency = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url);
+      const dependency = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\/(.*)$/.exec(url);
       if (dependency?.[1]) {
         packages.add(dependency[1]);
+        dependencyFiles.add(`${dependency[1]}/${dependency[2]}`);
         continue;
       }
       const mine = /\/(?:src|dist)\/(.+)\.(?:ts|js)$/.exec(url);
@@ -61,7 +65,12 @@ async function loaded(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): 
     packages.delete("esbuild");
     packages.delete("get-tsconfig");
     packages.delete("resolve-pkg-maps");
-    return { ...result, own: [...own].sort(), packages: [...packages].sort() };
+    return {
+      ...result,
+      own: [...own].sort(),
+      packages: [...packages].sort(),
+      dependencyFiles: [...dependencyFiles].sort(),
+    };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -80,6 +89,12 @@ const FRAME = [
   "emulator/behaviour",
   "errors",
 ];
+
+/**
+ * undici's index, and the parts of undici only it loads: fetch and WebSocket, the cache and mock
+ * agents. The API client needs its agents and `request` alone (src/undici.ts).
+ */
+const UNDICI_UNUSED = /^undici\/(index\.js$|lib\/(web|mock|cache|interceptor)\/)/;
 
 const DAEMON_ONLY = /^(server\/|engine\/daemon|engine\/triggers\/|engine\/sources\/|cli\/run$)/;
 const DAEMON_PACKAGES = ["chokidar", "node-cron", "pino-pretty", "prom-client"];
@@ -110,6 +125,9 @@ describe("what each verb loads", () => {
     ).toEqual([]);
     expect(result.packages).not.toContain("undici");
     expect(result.packages).not.toContain("pino");
+    // The example files are all in the plain subset: the fast reader reads them, without `yaml`.
+    expect(result.own).toContain("config/fast-yaml");
+    expect(result.packages).not.toContain("yaml");
   });
 
   it("plan loads neither the daemon (server, metrics, watch, cron) nor git", async () => {
@@ -120,7 +138,11 @@ describe("what each verb loads", () => {
     expect(result.code, result.stderr).toBe(0);
     expect(result.own).toContain("cli/plan");
     expect(result.own.filter((m) => DAEMON_ONLY.test(m) || m === "engine/git-source")).toEqual([]);
-    expect(result.packages.filter((p) => DAEMON_PACKAGES.includes(p) && p !== "node-cron")).toEqual([]);
+    // The workspace's config gives no rotation schedule, so nothing checks a cron expression.
+    expect(result.packages.filter((p) => DAEMON_PACKAGES.includes(p))).toEqual([]);
+    expect(result.dependencyFiles).toContain("undici/lib/dispatcher/env-http-proxy-agent.js");
+    expect(result.dependencyFiles.filter((f) => UNDICI_UNUSED.test(f))).toEqual([]);
+    expect(result.packages).not.toContain("yaml");
   });
 
   it("export loads the API client but not the sinks' wiring or code", async () => {
@@ -128,6 +150,7 @@ describe("what each verb loads", () => {
     const result = await loaded(["export", "--account", ACCOUNT_A], cliEnv(emu));
     expect(result.code, result.stderr).toBe(0);
     expect(result.packages).toContain("undici");
+    expect(result.dependencyFiles.filter((f) => UNDICI_UNUSED.test(f))).toEqual([]);
     expect(result.own).not.toContain("cli/common");
     expect(result.packages).not.toContain("age-encryption");
   });

@@ -132,6 +132,9 @@ other: v
   "wide item indentation": "list:\n  -   a: x\n      b: y\n  -  c\n  -\u0020[d]\n",
   "no final newline": "a: b\nc: [d]",
   "non-breaking spaces are content": "a: x\u00a0\nb: \u00a0y",
+  "nested flow mappings":
+    "sinks: {default: {type: file, dir: ./secrets}, other: {}}\nownership: {git: {ref: refs/x}}\na: { b: { c: 'd' } , e: f }\n",
+  "plain decimal integers": "a: 0\nb: 5\nd: 999999999999999\ne: [1, 2, 30]\nf: {g: 100}\n",
 };
 
 const REFUSED: Record<string, string> = {
@@ -144,11 +147,14 @@ const REFUSED: Record<string, string> = {
   tag: "a: !str b\n",
   "block scalar": "a: |\n  text\n",
   "folded scalar": "a: >\n  text\n",
-  integer: "a: 1\n",
+  "integer with a plus sign": "a: +1\n",
+  "integer with a leading zero": "a: 007\n",
+  "negative integer": "a: -7\n",
+  "integer past 15 digits": "a: 1234567890123456\n",
   float: "a: 1.5\n",
   hex: "a: 0x1f\n",
   infinity: "a: .inf\n",
-  "flow integer": "a: [1]\n",
+  "flow float": "a: [1.0]\n",
   tab: "a:\tb\n",
   "lone CR": "a: b\rc: d\n",
   "CR at the end": "a: b\r",
@@ -162,6 +168,9 @@ const REFUSED: Record<string, string> = {
   "flow key without value": "a: {b:c}\n",
   "flow empty value": "a: {b: }\n",
   "flow mapping of a list": "a: {b: [c]}\n",
+  "text after a nested flow mapping": "a: {b: {c: d} e}\n",
+  "nested flow mapping left open": "a: {b: {c: d}\n",
+  "flow mappings nested too deep": `a: ${"{b: ".repeat(10)}c${"}".repeat(10)}\n`,
   "flow quoted key": 'a: {"b": c}\n',
   "flow trailing comma": "a: {b: c,}\n",
   "flow duplicate key": "a: {b: c, b: d}\n",

@@ -62,6 +62,7 @@ const FORBIDDEN_IN_CORE: Array<[string, string]> = [
   ],
   ["undici", 'import { request } from "undici";\nexport const f = request;\n'],
   ["pino", 'import pino from "pino";\nexport const f = pino;\n'],
+  ["src/undici.ts", 'import { request } from "../undici.js";\nexport const f = request;\n'],
   ["src/log.ts", 'import { rootLogger } from "../log.js";\nexport const f = rootLogger;\n'],
   ["src/engine", 'import { applyPlan } from "../engine/apply.js";\nexport const f = applyPlan;\n'],
   [

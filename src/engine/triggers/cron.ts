@@ -1,4 +1,5 @@
-import cron, { type ScheduledTask } from "node-cron";
+import type { ScheduledTask } from "node-cron";
+import { cronLib } from "../../cron-lib.js";
 import type { Logger } from "../../log.js";
 import { realScheduler, type Cancel, type Scheduler } from "../scheduler.js";
 import type { Trigger } from "./types.js";
@@ -54,6 +55,7 @@ export class CronSchedule {
   readonly #format: Intl.DateTimeFormat;
 
   constructor(expression: string, timezone: string) {
+    const cron = cronLib();
     const fields = cron.parse(expression);
     this.#task = cron.createTask(expression, () => undefined, { timezone });
     this.#months = new Set(fields.month);
