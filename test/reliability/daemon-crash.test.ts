@@ -146,6 +146,10 @@ async function writeDaemonConfig(lane: { ws: { config: string; accountId: string
       sinks: { default: { type: "file", dir: "./secrets" } },
       rotation: { every: "1d", grace: "12h", schedule: "* * * * * *" },
       interval: "1h",
+      // The loop is about crashes, not the safety valves: at chaos size a life can find the changes of
+      // several killed lives still to apply (6 of 11 clients was seen), which the percentage valve
+      // refuses, and the daemon then rightly stalls until new input instead of reaching rest.
+      safety: { max_deletes: 100, max_change_percent: 100, min_clients_for_percent: 1_000 },
     }),
   );
 }
