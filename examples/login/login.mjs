@@ -1,5 +1,5 @@
 // Log in with Cloudflare against the emulator, as an application's backend would, using
-// openid-client (npm install openid-client). The emulator's test user consents at once, so the
+// openid-client (your application's own dependency; this checkout has it as a devDependency). The emulator's test user consents at once, so the
 // browser's part (visiting the authorization URL, coming back with a code) is one fetch here.
 //
 //   cf-oauth-gitops emulator --port 8787            # prints the API URL and the issuer
