@@ -1,6 +1,7 @@
 // Log in with Cloudflare against the emulator, as an application's backend would, using
-// openid-client (your application's own dependency; this checkout has it as a devDependency). The emulator's test user consents at once, so the
-// browser's part (visiting the authorization URL, coming back with a code) is one fetch here.
+// openid-client (your application's own dependency; this checkout has it as a devDependency).
+// The emulator's test user consents at once, so the browser's part (visiting the authorization
+// URL, coming back with a code) is one fetch here.
 //
 //   cf-oauth-gitops emulator --port 8787            # prints the API URL and the issuer
 //   ISSUER=http://127.0.0.1:8787 CLIENT_ID=... CLIENT_SECRET=... node examples/login/login.mjs
