@@ -10,6 +10,8 @@ import type { EmulatorHandle } from "../../src/emulator/index.js";
 import { eventually, runFinished, startDaemon } from "../daemon/support.js";
 import { cliEnv, ROOT, type RunResult } from "../e2e/support.js";
 import { startTestEmulator } from "../helpers/emulator.js";
+import { KubernetesFake } from "../helpers/kubernetes-fake.js";
+import { ROOT_POLICY, VaultFake } from "../helpers/vault-fake.js";
 import { dumpClients, runProgram } from "../reliability/support.js";
 import { makeRotationWorkspace, type RotationWorkspace } from "../rotation/support.js";
 import { clientAuth, REDIRECT_URI } from "./support.js";
@@ -33,6 +35,8 @@ const CONSUMER = join(ROOT, "examples", "consumer", "consumer.mjs");
 const PASS_SINK = join(ROOT, "examples", "sinks", "pass-sink.sh");
 const NAME = "app";
 const INTERVAL_MS = 100;
+const VAULT_TOKEN = "consumer-proof-root-token";
+const KUBE_TOKEN = "consumer-proof-kube-token";
 const run = promisify(execFile);
 
 interface Exchange {
@@ -170,6 +174,50 @@ const SINKS: Record<string, (ws: RotationWorkspace) => Promise<SinkSetup>> = {
         const record = await ws.sinkRecord(NAME);
         if (record === null) throw new Error("no record in the file sink");
         return record;
+      },
+    };
+  },
+  /** KV version 2 in the Vault fake the sink tests run (test/helpers/vault-fake.ts). */
+  async vault(ws) {
+    const fake = await VaultFake.start({ tokens: { [VAULT_TOKEN]: ROOT_POLICY }, mounts: ["secret"] });
+    onTestFinished(() => fake.close());
+    const path = `secret/data/cf/${ws.accountId}/${NAME}`;
+    return {
+      sink: { type: "vault", address: fake.address, mount: "secret", path_prefix: "cf" },
+      env: { VAULT_TOKEN },
+      consumerEnv: { SINK: "vault", VAULT_ADDR: fake.address, VAULT_TOKEN, VAULT_PATH: path },
+      read: async () => {
+        const res = await fetch(`${fake.address}/v1/${path}`, { headers: { "X-Vault-Token": VAULT_TOKEN } });
+        return ((await res.json()) as { data: { data: SinkRecord } }).data.data;
+      },
+    };
+  },
+  /** Secrets in the Kubernetes fake the sink tests run (test/helpers/kubernetes-fake.ts). */
+  async kubernetes(ws) {
+    const fake = await KubernetesFake.start({ tokens: { [KUBE_TOKEN]: "all" }, namespaces: ["apps"] });
+    onTestFinished(() => fake.close());
+    const tokenFile = join(ws.dir, "kube-token");
+    await writeFile(tokenFile, KUBE_TOKEN);
+    const path = `/api/v1/namespaces/apps/secrets/${NAME}`;
+    return {
+      sink: { type: "kubernetes", namespace: "apps", api_server: fake.url, token_file: tokenFile },
+      env: {},
+      consumerEnv: {
+        SINK: "kubernetes",
+        KUBE_API: fake.url,
+        KUBE_TOKEN,
+        KUBE_NAMESPACE: "apps",
+        KUBE_SECRET: NAME,
+      },
+      read: async () => {
+        const res = await fetch(`${fake.url}${path}`, { headers: { authorization: `Bearer ${KUBE_TOKEN}` } });
+        const data = ((await res.json()) as { data: Record<string, string> }).data;
+        const field = (k: string) => Buffer.from(data[k] ?? "", "base64").toString("utf8");
+        return {
+          client_id: field("client_id"),
+          client_secret: field("client_secret"),
+          issued_at: field("issued_at"),
+        };
       },
     };
   },
