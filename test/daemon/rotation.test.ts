@@ -1,7 +1,8 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ACCOUNT_A, control, startTestEmulator } from "../helpers/emulator.js";
+import { ACCOUNT_A, startTestEmulator } from "../helpers/emulator.js";
+import { verifiedSecret } from "../helpers/token-exchange.js";
 import {
   clientYaml,
   desiredYaml,
@@ -44,12 +45,8 @@ describe("run: the rotation schedule (real process)", () => {
     const after = await readSinkRecord(join(dir, "secrets"), "alpha");
     expect(after.client_id).toBe(before.client_id);
     expect(after.client_secret).not.toBe(before.client_secret);
-    const check = (secret: string) =>
-      control<{ valid: boolean; slot: string | null }>(emu, "POST", "check-secret", {
-        account_id: ACCOUNT_A,
-        client_id: after.client_id,
-        client_secret: secret,
-      });
+    // Proven by a token exchange with openid-client; the slot is check-secret's.
+    const check = (secret: string) => verifiedSecret(emu, ACCOUNT_A, after.client_id, secret);
     expect(await check(after.client_secret)).toEqual({ valid: true, slot: "current" });
     expect(await check(before.client_secret)).toEqual({ valid: true, slot: "rotated" });
 

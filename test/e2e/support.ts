@@ -15,6 +15,7 @@ import type { EmulatorHandle } from "../../src/emulator/index.js";
 import type { StatsSnapshot } from "../../src/emulator/stats.js";
 import { ACCOUNT_A, control, WRITE_TOKEN } from "../helpers/emulator.js";
 import { program } from "../helpers/program.js";
+import { verifiedSecret } from "../helpers/token-exchange.js";
 
 /**
  * Shared pieces of the end-to-end tests: the CLI run in-process (`main()` with captured streams) or as
@@ -329,18 +330,17 @@ export const CREATE_ROUTE = "POST /accounts/:account_id/oauth_clients";
 export const PATCH_ROUTE = "PATCH /accounts/:account_id/oauth_clients/:client_id";
 export const DELETE_ROUTE = "DELETE /accounts/:account_id/oauth_clients/:client_id";
 
-/** Asks the emulator whether `secret` is a valid secret of the client. */
+/**
+ * Whether `secret` is a valid secret of the client, proven by a token exchange with openid-client
+ * (test/helpers/token-exchange.ts); `slot` is the emulator's `check-secret` answer.
+ */
 export function checkSecret(
   emu: EmulatorHandle,
   accountId: string,
   clientId: string,
   secret: string,
 ): Promise<{ valid: boolean; slot: string | null }> {
-  return control(emu, "POST", "check-secret", {
-    account_id: accountId,
-    client_id: clientId,
-    client_secret: secret,
-  });
+  return verifiedSecret(emu, accountId, clientId, secret);
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import { clearFaults, expectConverged, scaled, seedFor, type ConvergenceExpectat
  * - the faults really happened (each cell's counter in the emulator's stats is non-zero);
  * - no duplicate client (names unique per account in the emulator's own dump), exactly the desired
  *   names live;
- * - every confidential client's sink secret is accepted by the emulator's `check-secret`;
+ * - every confidential client's sink secret gets a token at the emulator's token endpoint;
  * - a fresh plan is empty; no secret is left in the journal.
  * The 429 cells use a tight quota, so the rate budget must pace, and start every run in a window
  * someone else has spent: the only 429s allowed are one per run, at its start.

@@ -59,8 +59,9 @@ export interface ConvergenceExpectation {
 
 /**
  * The convergence checks of the fault matrix: exactly the desired names live, none twice, every
- * confidential client's sink secret accepted by `check-secret` and belonging to the live client of
- * that name, and a fresh plan with nothing to do. Returns the plan, for callers that check more.
+ * confidential client's sink secret getting a token at the emulator's token endpoint (a real exchange,
+ * test/helpers/token-exchange.ts) and belonging to the live client of that name, and a fresh plan
+ * with nothing to do. Returns the plan, for callers that check more.
  */
 export async function expectConverged(
   ws: Workspace,

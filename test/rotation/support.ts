@@ -9,11 +9,13 @@ import type { StatsSnapshot } from "../../src/emulator/stats.js";
 import { cliEnv, ROOT, runCli, type RunResult, type SecretFile } from "../e2e/support.js";
 import { offsetClock } from "../helpers/clock.js";
 import { ACCOUNT_A, control } from "../helpers/emulator.js";
+import { verifiedSecret } from "../helpers/token-exchange.js";
 
 /**
  * Shared pieces of the rotation tests: a workspace with a rotation policy, confidential clients, the
- * CLI run in-process, the sink's records and the journal's files read straight from disk, and the
- * emulator's `check-secret` and stats. Nothing is mocked.
+ * CLI run in-process, the sink's records and the journal's files read straight from disk, secrets
+ * proven by a token exchange (test/helpers/token-exchange.ts), and the emulator's stats. Nothing is
+ * mocked.
  */
 
 export interface RotationConfig {
@@ -165,18 +167,17 @@ export async function makeRotationWorkspace(
   return ws;
 }
 
-/** The emulator's verdict on a secret (control endpoint, not counted in stats). */
+/**
+ * Whether a secret works, proven by a token exchange with openid-client at the emulator's
+ * authorization server; `slot` is the `check-secret` control endpoint's (neither is counted in stats).
+ */
 export async function checkSecret(
   emu: EmulatorHandle,
   accountId: string,
   clientId: string,
   secret: string,
 ): Promise<{ valid: boolean; slot: "current" | "rotated" | null }> {
-  return control(emu, "POST", "check-secret", {
-    account_id: accountId,
-    client_id: clientId,
-    client_secret: secret,
-  });
+  return verifiedSecret<"current" | "rotated">(emu, accountId, clientId, secret);
 }
 
 export function stats(emu: EmulatorHandle): Promise<StatsSnapshot> {
