@@ -2,7 +2,7 @@
 // way an application should be: it reads its client credentials from the sink every time it needs
 // them, never caches a secret across exchanges, and so keeps working through every rotation. It logs
 // in once (authorization code with PKCE; the emulator's test user consents at once), then refreshes
-// its tokens in a loop with openid-client (npm install openid-client), counting successes and
+// its tokens in a loop with openid-client (the application's own dependency), counting successes and
 // failures.
 //
 //   ISSUER=http://127.0.0.1:8787 SINK=file SECRET_FILE=secrets/<account_id>/<name>.json \
