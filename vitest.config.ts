@@ -8,5 +8,10 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
+    // Two files at a time, whatever the core count (vitest's default is one fewer than the cores: a
+    // single worker on a 2-core CI machine). Most of a test's time is spent waiting on the real
+    // processes and servers it starts, so a second file in flight fills that wait; no test asserts
+    // on wall time, and each waits for what it needs to see rather than for a fixed while.
+    maxWorkers: 2,
   },
 });

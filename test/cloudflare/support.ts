@@ -5,6 +5,7 @@ import type { EmulatorHandle, StatsSnapshot } from "../../src/emulator/index.js"
 import { createLogger, type Logger } from "../../src/log.js";
 import { Secret } from "../../src/secret.js";
 import { ACCOUNT_A, control, READ_TOKEN, WRITE_TOKEN } from "../helpers/emulator.js";
+import { verifiedSecret } from "../helpers/token-exchange.js";
 
 /** Shared set-up for the API client tests, on top of test/helpers/emulator.ts: real HTTP, no mocks. */
 
@@ -50,14 +51,9 @@ export async function setFaults(emu: EmulatorHandle, faults: Record<string, numb
   await control(emu, "POST", "faults", faults);
 }
 
-/** Whether `secret` is currently a valid secret of the client, per the emulator. */
+/** Whether `secret` is currently a valid secret of the client: a token exchange proves it. */
 export async function secretIsValid(emu: EmulatorHandle, clientId: string, secret: Secret): Promise<boolean> {
-  const result = await control<{ valid: boolean }>(emu, "POST", "check-secret", {
-    account_id: ACCOUNT,
-    client_id: clientId,
-    client_secret: secret.reveal(),
-  });
-  return result.valid;
+  return (await verifiedSecret(emu, ACCOUNT, clientId, secret.reveal())).valid;
 }
 
 export function body(name: string, overrides: Partial<CreateClientBody> = {}): CreateClientBody {

@@ -17,6 +17,7 @@ import {
   writeConfig,
   runFinished,
 } from "./support.js";
+import { verifiedSecret } from "../helpers/token-exchange.js";
 
 /**
  * Each failure disposition drives the loop (src/engine/daemon/run-record.ts `outcomeOf`,
@@ -225,13 +226,9 @@ describe("dispositions drive the loop (real process, emulator call counts)", () 
     const after = await readSinkRecord(join(dir, "secrets"), "alpha");
     expect(after.client_id).toBe(before.client_id);
     expect(after.client_secret).not.toBe(before.client_secret);
-    expect(
-      await control<{ valid: boolean }>(emu, "POST", "check-secret", {
-        account_id: ACCOUNT_A,
-        client_id: after.client_id,
-        client_secret: after.client_secret,
-      }),
-    ).toMatchObject({ valid: true });
+    expect(await verifiedSecret(emu, ACCOUNT_A, after.client_id, after.client_secret)).toMatchObject({
+      valid: true,
+    });
     expect(daemon.output()).not.toContain(after.client_secret);
     expect(await daemon.stop()).toBe(0);
   }, 60_000);

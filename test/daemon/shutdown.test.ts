@@ -12,6 +12,7 @@ import {
   tempDir,
   writeConfig,
 } from "./support.js";
+import { verifiedSecret } from "../helpers/token-exchange.js";
 
 const CLIENTS = 50;
 const LATENCY_MS = 400;
@@ -65,11 +66,7 @@ describe("run: SIGTERM in the middle of a run (real process)", () => {
     for (const client of clients) {
       const record = await readSinkRecord(join(dir, "secrets"), client["client_name"] as string);
       expect(record.client_id).toBe(client["client_id"]);
-      const check = await control<{ valid: boolean }>(emu, "POST", "check-secret", {
-        account_id: ACCOUNT_A,
-        client_id: client["client_id"],
-        client_secret: record.client_secret,
-      });
+      const check = await verifiedSecret(emu, ACCOUNT_A, client["client_id"] as string, record.client_secret);
       expect(check.valid, `secret of ${String(client["client_name"])}`).toBe(true);
       expect(output).not.toContain(record.client_secret);
     }

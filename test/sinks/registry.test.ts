@@ -24,9 +24,10 @@ import { SINK_TYPES, SINKS, createSink } from "../../src/sinks/index.js";
 import type { SecretRecord, SecretSink, SinkAddress, StoredRecord } from "../../src/sinks/types.js";
 import { FileInventoryStore } from "../../src/state/inventory.js";
 import { FileJournalStore } from "../../src/state/journal.js";
-import { control, startTestEmulator, WRITE_TOKEN } from "../helpers/emulator.js";
+import { startTestEmulator, WRITE_TOKEN } from "../helpers/emulator.js";
 import { sourceProgramArgs, TSX_LOADER } from "../helpers/program.js";
 import { ACCOUNT, FIXTURES, captureLogger, record } from "./helpers.js";
+import { verifiedSecret } from "../helpers/token-exchange.js";
 
 /**
  * The sink registry (src/sinks/registry.ts): the program's sinks are its descriptors, and a sink
@@ -326,11 +327,12 @@ clients:
         client_id: created?.client_id,
         client_name: "memory-web",
       });
-      const verdict = await control<{ valid: boolean }>(emu, "POST", "check-secret", {
-        account_id: ACCOUNT,
-        client_id: created?.client_id,
-        client_secret: stored?.client_secret.reveal(),
-      });
+      const verdict = await verifiedSecret(
+        emu,
+        ACCOUNT,
+        created?.client_id ?? "",
+        stored?.client_secret.reveal() ?? "",
+      );
       expect(verdict.valid).toBe(true);
     } finally {
       await api.close();
