@@ -25,13 +25,14 @@
  *   CLI_BENCH_IDLE_SECONDS    the idle window (default 60; e.g. 10 for a quick check)
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { startEmulator, type EmulatorHandle } from "../src/emulator/index.js";
+import { procSample, type ProcSample } from "./proc.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const CURRENT_MAIN = join(ROOT, "dist", "cli", "main.js");
@@ -136,26 +137,6 @@ function timed(c: Case, env: NodeJS.ProcessEnv): Promise<number> {
 function median(samples: number[]): number {
   const sorted = [...samples].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] as number;
-}
-
-interface ProcSample {
-  cpuTicks: number;
-  rssKiB: number;
-  hwmKiB: number;
-}
-
-async function procSample(pid: number): Promise<ProcSample> {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-  // After the command name (which may hold spaces): utime is field 14, stime 15.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const status = await readFile(`/proc/${pid}/status`, "utf8");
-  const kib = (key: string) =>
-    Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN);
-  return {
-    cpuTicks: Number(fields[11]) + Number(fields[12]),
-    rssKiB: kib("VmRSS"),
-    hwmKiB: kib("VmHWM"),
-  };
 }
 
 /** Starts `run` from `main` in `dir`; resolves once its first run has finished. */

@@ -16,13 +16,14 @@
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createHmac, randomUUID } from "node:crypto";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { startEmulator, type EmulatorHandle } from "../src/emulator/index.js";
 import { sourceProgramArgs } from "../test/helpers/program.js";
+import { procSample, type ProcSample } from "./proc.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const ACCOUNT = "0123456789abcdef0123456789abcdef";
@@ -213,23 +214,6 @@ async function benchWebhook(
     await new Promise((r) => setTimeout(r, 200));
   }
   return { daemon, samples };
-}
-
-interface ProcSample {
-  cpuTicks: number;
-  rssKiB: number;
-  hwmKiB: number;
-}
-
-async function procSample(pid: number): Promise<ProcSample> {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-  // Fields after the command name (which may contain spaces): utime is field 14, stime 15.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const cpuTicks = Number(fields[11]) + Number(fields[12]);
-  const status = await readFile(`/proc/${pid}/status`, "utf8");
-  const kib = (key: string) =>
-    Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN);
-  return { cpuTicks, rssKiB: kib("VmRSS"), hwmKiB: kib("VmHWM") };
 }
 
 function percentile(samples: number[], p: number): number {
