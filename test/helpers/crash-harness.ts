@@ -345,7 +345,7 @@ export class CrashLane {
           const journal = (await this.ws.journalFiles()).map((f) => f.text).join("\n");
           expect.fail(
             `${this.ws.accountId}/${name}: secret #${j + 1} of ${seen.length} invalid too early\n` +
-              `events:\n  ${this.events.join("\n  ")}\nseen: ${JSON.stringify(seen.map((x) => ({ ...x, secret: x.secret.slice(0, 6) })))}\njournal:\n${journal}`,
+              `events:\n  ${this.events.join("\n  ")}\nseen: ${JSON.stringify(seen.map((x) => ({ ...x, secret: `sha256:${createHash("sha256").update(x.secret).digest("hex").slice(0, 12)}` })))}\njournal:\n${journal}`,
           );
         }
       }
