@@ -189,27 +189,34 @@ describe("dispositions drive the loop (real process, emulator call counts)", () 
     const dir = await tempDir("daemon-rotate-retry");
     await mkdir(join(dir, "desired"));
     await writeFile(join(dir, "desired", "apps.yaml"), desiredYaml([clientYaml("alpha")]));
-    // A schedule that fires once, a little after start (one second of one day, UTC).
-    const fire = new Date(Date.now() + 12_000);
-    const schedule = `${fire.getUTCSeconds()} ${fire.getUTCMinutes()} ${fire.getUTCHours()} * * *`;
-    await writeConfig(
-      dir,
-      [
-        "interval: 1h",
-        "rotation:",
-        "  every: 90d",
-        "  grace: 24h",
-        `  schedule: "${schedule}"`,
-        "  timezone: UTC",
-      ].join("\n"),
-    );
+    const rotation = ["rotation:", "  every: 90d", "  grace: 24h", "  timezone: UTC"];
+    await writeConfig(dir, ["interval: 1h", ...rotation].join("\n"));
     const once = await startDaemon({ cwd: dir, emulator: emu, args: ["--once"], listening: false });
     expect(await once.exited).toBe(0);
     const before = await readSinkRecord(join(dir, "secrets"), "alpha");
-    // 91 days later: the secret is due, but the API fails every call when the schedule fires.
-    const daemon = await startDaemon({ cwd: dir, emulator: emu, clockOffset: "91d" });
-    await daemon.waitForLine((l) => runFinished(l) && l["result"] === "ok");
-    await control(emu, "POST", "faults", { fault5xxRate: 1 });
+
+    // 91 days later the secret is due, and the API fails every call when the schedule fires. The
+    // schedule fires once a day, at a second chosen just before the daemon starts; the daemon's clock
+    // is the wall clock, so on a machine slow enough to start the daemon and finish its first run
+    // after that second, the attempt is started again with a later second (the daemon's own log
+    // says whether the second was still ahead: a positive event, not a sleep).
+    let daemon: Awaited<ReturnType<typeof startDaemon>> | undefined;
+    for (let attempt = 1; attempt <= 3 && daemon === undefined; attempt++) {
+      const fire = new Date(Math.ceil((Date.now() + 15_000 * attempt) / 1000) * 1000);
+      const schedule = `${fire.getUTCSeconds()} ${fire.getUTCMinutes()} ${fire.getUTCHours()} * * *`;
+      await writeConfig(dir, ["interval: 1h", ...rotation, `  schedule: "${schedule}"`].join("\n"));
+      const candidate = await startDaemon({ cwd: dir, emulator: emu, clockOffset: "91d" });
+      const started = await candidate.waitForLine((l) => l.msg === "rotation schedule started");
+      await candidate.waitForLine((l) => runFinished(l) && l["result"] === "ok");
+      await control(emu, "POST", "faults", { fault5xxRate: 1 });
+      const ahead = Date.parse(String(started["next"])) === fire.getTime() && Date.now() < fire.getTime() - 500;
+      if (ahead) daemon = candidate;
+      else {
+        await control(emu, "POST", "faults", { fault5xxRate: 0 });
+        expect(await candidate.stop()).toBe(0);
+      }
+    }
+    if (daemon === undefined) throw new Error("the daemon never started before its schedule's second, in 3 attempts");
     const failed = await daemon.waitForLine(
       (l) => runFinished(l) && (l["reasons"] as string[]).includes("rotation"),
       30_000,
@@ -231,5 +238,5 @@ describe("dispositions drive the loop (real process, emulator call counts)", () 
     });
     expect(daemon.output()).not.toContain(after.client_secret);
     expect(await daemon.stop()).toBe(0);
-  }, 60_000);
+  }, 150_000);
 });
