@@ -259,6 +259,15 @@ export class Emulator {
         const account = new URL(req.url ?? "/", "http://emulator").searchParams.get("account_id");
         return this.store.dump(account ?? undefined);
       }
+      case "GET secret-events": {
+        const query = new URL(req.url ?? "/", "http://emulator").searchParams;
+        const account_id = query.get("account_id");
+        const client_id = query.get("client_id");
+        return this.store.secretEvents({
+          ...(account_id === null ? {} : { account_id }),
+          ...(client_id === null ? {} : { client_id }),
+        });
+      }
       default:
         throw fail("noRoute", `No emulator control endpoint ${action}`);
     }

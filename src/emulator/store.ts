@@ -77,6 +77,22 @@ export interface StoreSnapshot {
   }>;
 }
 
+/**
+ * What happened to a client's secrets, and when (the store's clock, ISO 8601 with milliseconds):
+ * `GET /__emulator/secret-events` lists these, so a test measures a consumer's window from the moment
+ * a secret stopped working (`rotated_secret_deleted`, `client_deleted`) rather than from when the
+ * reconciler's process ended. No secret, digest or token is in an event.
+ */
+export interface SecretEvent {
+  at: string;
+  account_id: string;
+  client_id: string;
+  event: "secret_issued" | "secret_rotated" | "rotated_secret_deleted" | "client_deleted";
+}
+
+/** Events kept: the newest this many (memory stays bounded on a long-running emulator). */
+export const SECRET_EVENTS_KEPT = 10_000;
+
 /** A client plus its account, as the control endpoint dumps it. */
 export type DumpedClient = EmulatedClient & { account_id: string; has_secret: boolean };
 
@@ -112,6 +128,7 @@ export class ClientStore {
    * they were issued to: deleting a client revokes them all, rotating its secret revokes none.
    */
   readonly grants: OAuthGrants;
+  #events: SecretEvent[] = [];
 
   constructor(deps: StoreDeps) {
     this.#deps = deps;
@@ -158,6 +175,7 @@ export class ClientStore {
     });
     const stored: StoredClient = secret === undefined ? { client } : { client, current: digest(secret) };
     this.#accountMap(accountId).set(client_id, stored);
+    if (secret !== undefined) this.#record(accountId, client_id, "secret_issued");
     return secret === undefined ? { client } : { client, client_secret: secret };
   }
 
@@ -190,6 +208,7 @@ export class ClientStore {
     this.#find(accountId, clientId);
     this.#accounts.get(accountId)?.delete(clientId);
     this.grants.revokeClient(clientId);
+    this.#record(accountId, clientId, "client_deleted");
     return { id: clientId };
   }
 
@@ -216,6 +235,7 @@ export class ClientStore {
     stored.rotated = stored.current;
     stored.current = digest(secret);
     stored.client = { ...stored.client, has_rotated_secret: true, updated_at: this.#timestamp() };
+    this.#record(accountId, clientId, "secret_rotated");
     return { client_secret: secret };
   }
 
@@ -229,7 +249,23 @@ export class ClientStore {
     }
     delete stored.rotated;
     stored.client = { ...stored.client, has_rotated_secret: false, updated_at: this.#timestamp() };
+    this.#record(accountId, clientId, "rotated_secret_deleted");
     return { id: clientId };
+  }
+
+  /** The secret events of {@link SecretEvent}, oldest first, of one account or client when named. */
+  secretEvents(filter: { account_id?: string; client_id?: string } = {}): SecretEvent[] {
+    return this.#events.filter(
+      (e) =>
+        (filter.account_id === undefined || e.account_id === filter.account_id) &&
+        (filter.client_id === undefined || e.client_id === filter.client_id),
+    );
+  }
+
+  #record(account_id: string, client_id: string, event: SecretEvent["event"]): void {
+    this.#events.push({ at: this.#timestamp(), account_id, client_id, event });
+    if (this.#events.length > SECRET_EVENTS_KEPT)
+      this.#events.splice(0, this.#events.length - SECRET_EVENTS_KEPT);
   }
 
   /** Simulates the DNS check finishing (control endpoint): sets the verification status. */
@@ -306,6 +342,7 @@ export class ClientStore {
   clear(): void {
     this.#accounts.clear();
     this.grants.clear();
+    this.#events = [];
   }
 
   /** The persisted form: clients and secret digests, no secret values. */
