@@ -236,6 +236,13 @@ export interface LaneOptions {
   chooser?: RunChooser;
 }
 
+/** An operator's `rotate --recover` in a completion: which clients, and when it ran (wall clock, ms). */
+export interface RecoverRun {
+  names: string[];
+  startedAt: number;
+  endedAt: number;
+}
+
 /** One account driven through crash runs and completions, with everything it has observed. */
 export class CrashLane {
   readonly history = new Map<string, SeenSecret[]>();
@@ -243,6 +250,13 @@ export class CrashLane {
   readonly names: string[] = [];
   /** Per client, the version of its redirect URI (0: the default body). Bumping one makes a PATCH. */
   readonly versions = new Map<string, number>();
+  /**
+   * Clients whose desired body is fixed (a consumer's, test/helpers/consumer.ts): kept in `names`,
+   * written as given, never dropped by {@link removeName} nor edited through `versions`.
+   */
+  readonly pinned = new Map<string, Record<string, unknown>>();
+  /** Every `rotate --recover` the lane ran as the operator, in order. */
+  readonly recoverRuns: RecoverRun[] = [];
   offset = 0;
   lastObservation = 0;
   /** True right after a completion, until the next crash run: nothing is half done. */
@@ -289,10 +303,19 @@ export class CrashLane {
     this.offset += Math.round((minDays + this.random() * (maxDays - minDays)) * DAY);
   }
 
-  /** Writes the desired file from `names` and `versions`. */
+  /** Adds a client with a fixed body (see {@link pinned}) to the desired state. */
+  async pin(body: Record<string, unknown> & { client_name: string }): Promise<void> {
+    this.pinned.set(body.client_name, body);
+    if (!this.names.includes(body.client_name)) this.names.push(body.client_name);
+    await this.writeDesired();
+  }
+
+  /** Writes the desired file from `names`, `versions` and `pinned`. */
   async writeDesired(): Promise<void> {
     await this.ws.writeClients(
       this.names.map((name) => {
+        const body = this.pinned.get(name);
+        if (body !== undefined) return body;
         const version = this.versions.get(name) ?? 0;
         if (version === 0) return name;
         return confidentialClient(name, { redirect_uris: [`https://${name}.example.com/v${version}`] });
@@ -300,8 +323,9 @@ export class CrashLane {
     );
   }
 
-  /** Drops a client from the desired state and forgets its secrets (a deleted client accepts none). */
+  /** Drops a client from the desired state and forgets its secrets (a deleted client accepts none); a pinned one stays. */
   removeName(name: string): void {
+    if (this.pinned.has(name)) return;
     const index = this.names.indexOf(name);
     if (index >= 0) this.names.splice(index, 1);
     this.history.delete(name);
@@ -480,9 +504,11 @@ export class CrashLane {
       await this.observe();
       const names = [...new Set(lost)];
       for (const name of names) for (const s of this.history.get(name) ?? []) s.exempt = true;
+      const startedAt = Date.now();
       const recovered = await this.ws.run("rotate", ["--recover", ...names.flatMap((n) => ["--client", n])], {
         offset: this.offset,
       });
+      this.recoverRuns.push({ names, startedAt, endedAt: Date.now() });
       expect(recovered.code, recovered.stdout + recovered.stderr).toBe(0);
       this.recovers += names.length;
       rotate = await this.ws.run("rotate", [], { offset: this.offset });

@@ -1,9 +1,13 @@
 import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { startEmulator } from "../../src/emulator/index.js";
+import type { EmulatorHandle } from "../../src/emulator/index.js";
+import { Consumer, type Exchange, secretEvents } from "../helpers/consumer.js";
 import { CrashLane, type CrashRunSpec, KillProxy, type RunChooser } from "../helpers/crash-harness.js";
 import { ACCOUNT_A, ACCOUNT_B, testOptions } from "../helpers/emulator.js";
+import { REDIRECT_URI } from "../oauth/support.js";
 import { makeRotationWorkspace, prng, type RotationWorkspace } from "../rotation/support.js";
 import { CHAOS, scaled, seedFor } from "./support.js";
 
@@ -22,6 +26,13 @@ import { CHAOS, scaled, seedFor } from "./support.js";
  * when a rotation's new secret was lost by the kill, which the API makes unrecoverable otherwise):
  * exactly the desired clients live with no duplicate name, every sink secret accepted by the
  * emulator, the journal scrubbed, and a plan with nothing to do.
+ *
+ * Through it all, each lane's `consumer` client is used the way an application uses it:
+ * examples/consumer/consumer.mjs (openid-client, a real process) reads the lane's file sink before
+ * every refresh-token grant (test/helpers/consumer.ts). Its failed exchanges must be 0, except in the
+ * window an operator's `rotate --recover` opens on purpose for this client (it deletes the old secret
+ * before publishing a new one: the README's "rotate" section); those windows, from the emulator's
+ * deletion (`GET /__emulator/secret-events`) to the consumer's next success, are printed.
  */
 
 const SEED = seedFor(20_261_126);
@@ -33,6 +44,17 @@ const MAX_RUNS_PER_LANE = KILLS_PER_LANE * 3;
 const CLIENT_CAP = scaled(8, 16);
 /** Chance that a crash run is followed by a completion (else the next crash run starts on its mess). */
 const COMPLETE_AFTER = 0.35;
+
+/** The consumer's client: code + refresh, confidential, never dropped or edited by the loop. */
+const CONSUMER_APP = {
+  client_name: "consumer",
+  token_endpoint_auth_method: "client_secret_basic",
+  grant_types: ["authorization_code", "refresh_token"],
+  response_types: ["code"],
+  redirect_uris: [REDIRECT_URI],
+  scopes: ["account-settings.read"],
+};
+const CONSUMER_INTERVAL_MS = 100;
 
 /** Long-running daemons are SIGKILLed by this timer if the proxy has not killed them first. */
 const DAEMON_GUARD_MS = 8_000;
@@ -59,7 +81,9 @@ const mixedChooser: RunChooser = async (lane): Promise<CrashRunSpec> => {
   }
   if (r < 0.68) {
     lane.advanceClock(0, 0.5);
-    const picks = [...new Set([lane.pick(), lane.pick()])];
+    // Half the time one pick is the consumer's client, so its consumer lives through more rotations.
+    const second = lane.random() < 0.5 ? CONSUMER_APP.client_name : lane.pick();
+    const picks = [...new Set([lane.pick(), second])];
     return {
       kind: "rotate",
       args: ["--now", ...picks.flatMap((n) => ["--client", n])],
@@ -124,6 +148,7 @@ describe("crash loop", () => {
         testOptions({ seed: SEED, rateLimit: { quota: 1_000_000, windowSeconds: 300 } }),
       );
       const proxies: KillProxy[] = [];
+      const consumers: Consumer[] = [];
       try {
         const lanes = await Promise.all(
           LANES.map(async (account, i) => {
@@ -131,11 +156,26 @@ describe("crash loop", () => {
             await writeLoopConfig(ws);
             const proxy = new KillProxy(emu);
             proxies.push(proxy);
-            return new CrashLane(ws, emu, proxy, await proxy.listen(), prng(SEED + i), {
+            const lane = new CrashLane(ws, emu, proxy, await proxy.listen(), prng(SEED + i), {
               chooser: mixedChooser,
             });
+            await lane.pin(CONSUMER_APP);
+            await lane.complete();
+            const consumer = new Consumer({
+              PATH: process.env["PATH"] ?? "",
+              HOME: process.env["HOME"] ?? "",
+              ISSUER: emu.issuer,
+              INTERVAL_MS: String(CONSUMER_INTERVAL_MS),
+              SINK: "file",
+              SECRET_FILE: join(ws.secretsDir, ws.accountId, `${CONSUMER_APP.client_name}.json`),
+            });
+            await consumer.waitFor(0, (e) => e.ok);
+            return { lane, consumer };
           }),
-        );
+        ).then((pairs) => {
+          consumers.push(...pairs.map((p) => p.consumer));
+          return pairs.map((p) => p.lane);
+        });
         let completions = 0;
         await Promise.all(
           lanes.map(async (lane) => {
@@ -163,10 +203,30 @@ describe("crash loop", () => {
             `${sum((l) => [...l.history.values()].reduce((m, h) => m + h.length, 0))} secrets published; ` +
             `${sum((l) => l.recovers)} lost rotations recovered by an operator`,
         );
+        const proofs = await Promise.all(
+          lanes.map((lane, i) => consumerProof(emu, lane, consumers[i] as Consumer)),
+        );
+        const windows = proofs.flatMap((p) => p.windows);
+        console.info(
+          `crash loop consumers: ${proofs.reduce((n, p) => n + p.exchanges, 0)} exchanges, ` +
+            `${proofs.reduce((n, p) => n + p.unexcused.length, 0)} failed outside a --recover window, ` +
+            `with ${proofs.map((p) => p.secrets).join(" and ")} secrets in turn; ` +
+            `${windows.length} --recover windows of the consumer's client` +
+            (windows.length > 0
+              ? ` (${windows.map((w) => `${w.windowMs} ms, ${w.failures} failed`).join("; ")})`
+              : ""),
+        );
+        for (const proof of proofs) {
+          expect(proof.unexcused, "consumer exchanges refused outside a --recover window").toEqual([]);
+          expect(proof.readErrors).toBe(0);
+          // The proof is not empty: each lane rotated the consumer's secret while it ran.
+          expect(proof.secrets).toBeGreaterThan(1);
+        }
         expect(kills).toBeGreaterThanOrEqual(KILLS);
         for (const label of LABELS)
           expect(tally(label, "kills"), `no ${label} run was killed`).toBeGreaterThan(0);
       } finally {
+        await Promise.all(consumers.map((c) => c.stop()));
         await Promise.all(proxies.map((p) => p.close()));
         await emu.stop();
       }
@@ -174,3 +234,57 @@ describe("crash loop", () => {
     scaled(600_000, 3_600_000),
   );
 });
+
+/** What a lane's consumer saw, its refusals split by whether an operator's --recover excused them. */
+interface ConsumerProof {
+  exchanges: number;
+  /** Distinct secrets (by the sink record's issued_at) the consumer succeeded with. */
+  secrets: number;
+  readErrors: number;
+  /** Refused exchanges outside every --recover window: must be none. */
+  unexcused: Exchange[];
+  windows: { windowMs: number; failures: number }[];
+}
+
+/**
+ * Stops the lane's consumer and judges its exchanges. A --recover of the consumer's client deletes
+ * the secret the sink holds (the API leaves no other way after a lost rotation) and then publishes a
+ * new one: from that deletion (the emulator's `rotated_secret_deleted` during the --recover run) to
+ * the consumer's next successful exchange started after it, refusals are the documented window.
+ */
+async function consumerProof(
+  emu: EmulatorHandle,
+  lane: CrashLane,
+  consumer: Consumer,
+): Promise<ConsumerProof> {
+  const { code, summary } = await consumer.stop();
+  expect(code, consumer.stderr).toBe(0);
+  const record = await lane.ws.sinkRecord(CONSUMER_APP.client_name);
+  const clientId = record?.client_id ?? "";
+  const deletions = (await secretEvents(emu, clientId))
+    .filter((e) => e.event === "rotated_secret_deleted")
+    .map((e) => Date.parse(e.at))
+    .filter((at) =>
+      lane.recoverRuns.some(
+        (r) => r.names.includes(CONSUMER_APP.client_name) && at >= r.startedAt && at <= r.endedAt,
+      ),
+    );
+  const exchanges = consumer.exchanges;
+  const windows = deletions.map((from) => {
+    const next = exchanges.find((e) => e.ok && Date.parse(e.at) >= from);
+    const to = next === undefined ? Infinity : Date.parse(next.at) + next.ms;
+    const inside = (e: Exchange) => Date.parse(e.at) + e.ms >= from && Date.parse(e.at) <= to;
+    return { from, to, inside };
+  });
+  for (const w of windows) expect(w.to, "the consumer never succeeded after a --recover").not.toBe(Infinity);
+  return {
+    exchanges: exchanges.length,
+    secrets: new Set(exchanges.filter((e) => e.ok).map((e) => e.issued_at)).size,
+    readErrors: summary?.read_errors ?? -1,
+    unexcused: exchanges.filter((e) => !e.ok && !windows.some((w) => w.inside(e))),
+    windows: windows.map((w) => ({
+      windowMs: w.to - w.from,
+      failures: exchanges.filter((e) => !e.ok && w.inside(e)).length,
+    })),
+  };
+}
