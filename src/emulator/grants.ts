@@ -243,14 +243,30 @@ export class OAuthGrants {
     return issued;
   }
 
-  /** Drops what has expired; used codes and refresh tokens stay until then, for replay detection. */
+  /**
+   * Drops what has expired; used codes and refresh tokens stay until then, for replay detection.
+   * Each map gets one lifetime for all its entries, so a Map's insertion order is expiry order and
+   * the walk stops at the first live entry: a sweep costs what it drops, not what is kept. (Walking
+   * every entry made a long-running consumer's refresh loop quadratic: each refresh kept a used
+   * token, and each issue walked them all.) Should the store's clock step back, a later entry may
+   * expire before an earlier one and wait for it here; lookups check `expiresAt` themselves, so it
+   * is never accepted late.
+   */
   #sweep(): void {
     const now = this.#ms();
     for (const map of [this.#codes, this.#access, this.#refresh] as Array<
       Map<string, { expiresAt: number }>
     >) {
-      for (const [key, r] of map) if (r.expiresAt <= now) map.delete(key);
+      for (const [key, r] of map) {
+        if (r.expiresAt > now) break;
+        map.delete(key);
+      }
     }
+  }
+
+  /** How many codes, access tokens and refresh tokens are held (for tests of the sweep). */
+  get size(): { codes: number; access: number; refresh: number } {
+    return { codes: this.#codes.size, access: this.#access.size, refresh: this.#refresh.size };
   }
 
   #ms(): number {

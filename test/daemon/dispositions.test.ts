@@ -209,14 +209,16 @@ describe("dispositions drive the loop (real process, emulator call counts)", () 
       const started = await candidate.waitForLine((l) => l.msg === "rotation schedule started");
       await candidate.waitForLine((l) => runFinished(l) && l["result"] === "ok");
       await control(emu, "POST", "faults", { fault5xxRate: 1 });
-      const ahead = Date.parse(String(started["next"])) === fire.getTime() && Date.now() < fire.getTime() - 500;
+      const ahead =
+        Date.parse(String(started["next"])) === fire.getTime() && Date.now() < fire.getTime() - 500;
       if (ahead) daemon = candidate;
       else {
         await control(emu, "POST", "faults", { fault5xxRate: 0 });
         expect(await candidate.stop()).toBe(0);
       }
     }
-    if (daemon === undefined) throw new Error("the daemon never started before its schedule's second, in 3 attempts");
+    if (daemon === undefined)
+      throw new Error("the daemon never started before its schedule's second, in 3 attempts");
     const failed = await daemon.waitForLine(
       (l) => runFinished(l) && (l["reasons"] as string[]).includes("rotation"),
       30_000,
