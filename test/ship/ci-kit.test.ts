@@ -1,46 +1,30 @@
-import { execFile } from "node:child_process";
-import { cp, readFile, readdir, realpath, stat } from "node:fs/promises";
+import { cp, readFile, realpath, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { control, READ_TOKEN, useEmulator } from "../helpers/emulator.js";
-import { ROOT, TSX_LOADER } from "../helpers/program.js";
+import { ROOT } from "../helpers/program.js";
 import { commitOfWorkingTree } from "./support/checkout.js";
 import { removeScratch, scratch } from "./support/scratch.js";
-import { startFakeGitHub, startFakeGitLab, type FakeGitHub, type FakeGitLab } from "./support/fake-forge.js";
-import {
-  bash,
-  lintWorkflow,
-  loadWorkflow,
-  runJob,
-  type ActionHandler,
-  type JobResult,
-  type Step,
-  type Workflow,
-} from "./support/workflow.js";
+import { startFakeGitLab, type FakeGitLab } from "./support/fake-forge.js";
+import { bash, lintWorkflow, runJob, type Workflow } from "./support/workflow.js";
 
 /**
- * The CI kit runs for real. Each GitHub workflow job is run step by step by test/ship/support/
- * workflow.ts (conditions, env, bash with the runner's variables), its `actions/github-script` step
- * by test/ship/support/github-script-host.ts against a fake GitHub REST API, and the GitLab job's
- * script and after_script with bash against a fake GitLab API. The install step clones a commit of
- * this working tree (test/ship/support/checkout.ts) and builds it, `cf-oauth-gitops` then runs from
- * that install against the emulator with a READ-ONLY token; the emulator proves nothing was written.
- * The install runs once per CI system; later runs of the same job stand in for that one step only.
- * (The machine's Node runs the steps: `actions/setup-node`'s Node 24 is checked, not installed.)
+ * The CI kit runs for real. The GitHub workflow job here (apply-on-merge.yml) is run by
+ * test/ship/support/workflow.ts (conditions, env, bash with the runner's variables); the plan
+ * workflow and the action it uses run in test/ship/github-action.test.ts. The GitLab job's script
+ * and after_script run with bash against a fake GitLab API: the install step clones a commit of this
+ * working tree (test/ship/support/checkout.ts) and builds it, `cf-oauth-gitops` then runs from that
+ * install against the emulator with a READ-ONLY token; the emulator proves nothing was written. The
+ * install runs once; later runs of the same job stand in for that one step only.
  */
 const emulator = useEmulator();
 const MARKER = "<!-- cf-oauth-gitops-plan -->";
 const GOOD = "<!-- cf-oauth-gitops-plan:last-good -->";
-const GITHUB_TOKEN = "ghs_fake-github-token";
 const REPOSITORY = "acme/gitops";
-const PR = 7;
 const SHA1 = "1111111111111111111111111111111111111111";
 const SHA2 = "2222222222222222222222222222222222222222";
-const SHA3 = "3333333333333333333333333333333333333333";
-const HOST = join(ROOT, "test/ship/support/github-script-host.ts");
-const INSTALL = "Install cf-oauth-gitops";
 
 const cleanup: (() => Promise<void>)[] = [];
 afterAll(async () => {
@@ -82,279 +66,9 @@ async function writesTo(fn: () => Promise<void>): Promise<Record<string, number>
   return writes;
 }
 
-const noop: ActionHandler = async () => ({ code: 0, out: "" });
-
-function githubScript(): ActionHandler {
-  return ({ inputs, env, cwd }) =>
-    new Promise((resolve) => {
-      execFile(
-        process.execPath,
-        ["--import", TSX_LOADER, HOST],
-        { cwd, env: { ...env, INPUT_SCRIPT: inputs["script"] ?? "", "INPUT_GITHUB-TOKEN": GITHUB_TOKEN } },
-        (error, stdout, stderr) =>
-          resolve({
-            code: error ? (typeof error.code === "number" ? error.code : -1) : 0,
-            out: stdout + stderr,
-          }),
-      );
-    });
-}
-
-// --- examples/github-actions/plan.yml -----------------------------------------------------------
-
-interface PlanRun {
-  fake: FakeGitHub;
-  head: string;
-  headRepo?: string | null;
-  readToken?: string;
-  /** The npm prefix of an earlier run's install: this run stands in for the install step. */
-  installed?: string;
-  workflow?: Workflow;
-}
-
-async function planWorkflow(): Promise<Workflow> {
-  const workflow = await loadWorkflow(join(ROOT, "examples/github-actions/plan.yml"));
-  // What a user does: point the install at the repository and commit to run.
-  const commit = await commitOfWorkingTree();
-  workflow.env = { ...workflow.env, CF_OAUTH_GITOPS_GIT: commit.url, CF_OAUTH_GITOPS_COMMIT: commit.sha };
-  return workflow;
-}
-
-async function runPlan(run: PlanRun): Promise<JobResult & { prefix: string; workspace: string }> {
-  const prefix = run.installed ?? (await npmPrefix());
-  const dir = await workspace();
-  const result = await runJob(run.workflow ?? (await planWorkflow()), "plan", {
-    workspace: dir,
-    baseEnv: baseEnv(prefix),
-    github: {
-      event: {
-        number: PR,
-        pull_request: {
-          number: PR,
-          head: {
-            sha: run.head,
-            repo: run.headRepo === null ? null : { full_name: run.headRepo ?? REPOSITORY },
-          },
-        },
-      },
-      event_name: "pull_request",
-      repository: REPOSITORY,
-      sha: "9999999999999999999999999999999999999999",
-      ref: `refs/pull/${PR}/merge`,
-      server_url: "https://github.example",
-      api_url: run.fake.url,
-      run_id: 4242,
-      actor: "alice",
-      token: GITHUB_TOKEN,
-    },
-    secrets: { CLOUDFLARE_API_TOKEN_READ: run.readToken ?? READ_TOKEN },
-    actions: {
-      "actions/checkout": noop,
-      "actions/setup-node": noop,
-      "actions/github-script": githubScript(),
-    },
-    standIn: (step: Step) =>
-      run.installed && step.name === INSTALL ? "installed by the first run" : undefined,
-  });
-  return { ...result, prefix, workspace: dir };
-}
-
-async function fakeGitHub(): Promise<FakeGitHub> {
-  const fake = await startFakeGitHub({ token: GITHUB_TOKEN, repository: REPOSITORY, issue: PR });
-  cleanup.push(() => fake.close());
-  return fake;
-}
-
-const mine = (fake: FakeGitHub) => fake.comments.filter((c) => c.user.login === "github-actions[bot]");
 const goodPart = (body: string) => body.slice(body.indexOf(GOOD));
 
-let firstInstall: Promise<{
-  result: Awaited<ReturnType<typeof runPlan>>;
-  fake: FakeGitHub;
-  writes: Record<string, number>;
-}>;
-/** The first full run, install included: a pull request with 35 comments, one of them a look-alike. */
-function installedRun() {
-  firstInstall ??= (async () => {
-    const fake = await fakeGitHub();
-    for (let i = 0; i < 35; i++)
-      fake.seed("alice", i === 3 ? `${MARKER}\nfake plan: nothing to delete` : `comment ${i}`);
-    let result: Awaited<ReturnType<typeof runPlan>> | undefined;
-    const writes = await writesTo(async () => {
-      result = await runPlan({ fake, head: SHA1 });
-    });
-    return { result: result as Awaited<ReturnType<typeof runPlan>>, fake, writes };
-  })();
-  return firstInstall;
-}
-
-describe("examples/github-actions/plan.yml", () => {
-  it("passes the workflow lint: pinned actions on Node 24, permissions, timeouts, expressions, bash -n", async () => {
-    const text = await readFile(join(ROOT, "examples/github-actions/plan.yml"), "utf8");
-    expect(await lintWorkflow(text)).toEqual([]);
-    const workflow = parse(text) as Workflow;
-    expect(workflow.permissions).toEqual({ contents: "read", "pull-requests": "write" });
-    expect(workflow.concurrency).toEqual({
-      group: "cf-oauth-gitops-plan-${{ github.event.pull_request.number }}",
-      "cancel-in-progress": true,
-    });
-    expect(workflow.jobs["plan"]?.["timeout-minutes"]).toBeLessThanOrEqual(30);
-  });
-
-  it(
-    "installs cf-oauth-gitops from a git commit, validates, plans with a read-only token, comments once and writes nothing",
-    { timeout: 300_000 },
-    async () => {
-      const { result, fake, writes } = await installedRun();
-      const install = result.step(INSTALL);
-      expect(install.outcome, install.out).toBe("success");
-      expect(install.out).toMatch(/^cf-oauth-gitops \d+\.\d+\.\d+$/m);
-      // The command on PATH is the installed package, a build of the cloned commit.
-      const bin = await realpath(join(result.prefix, "bin", "cf-oauth-gitops"));
-      expect(bin.startsWith(await realpath(tmpdir()))).toBe(true);
-      expect(bin.endsWith(join("dist", "cli", "main.js"))).toBe(true);
-      expect((await stat(bin)).isFile()).toBe(true);
-      expect(result.failed, result.steps.map((s) => `${s.name}: ${s.outcome}\n${s.out}`).join("\n")).toBe(
-        false,
-      );
-      expect(result.step("plan").outputs).toEqual({ exitcode: "2" });
-      const markdown = await readFile(join(result.workspace, "plan.md"), "utf8");
-      expect(markdown).toMatch(/4 to create/);
-      expect(result.summary).toBe(markdown);
-      expect(result.step("Fail on an unsafe plan or an error").outcome).toBe("skipped");
-      // One new comment by the bot; the look-alike on the same page is left alone.
-      expect(mine(fake)).toHaveLength(1);
-      expect(mine(fake)[0]?.body).toBe(
-        `${MARKER}\n${GOOD}\nPlan for \`${SHA1.slice(0, 12)}\` (exit 2):\n\n${markdown}`,
-      );
-      expect(fake.comments[3]).toMatchObject({ body: `${MARKER}\nfake plan: nothing to delete`, updated: 0 });
-      expect(fake.unexpected).toEqual([]);
-      expect(writes).toEqual({ POST: 0, PATCH: 0, PUT: 0, DELETE: 0 });
-    },
-  );
-
-  it("refuses to install while the repository and commit are the placeholders, and the comment says it failed", async () => {
-    const fake = await fakeGitHub();
-    const workflow = await loadWorkflow(join(ROOT, "examples/github-actions/plan.yml"));
-    expect(workflow.env).toMatchObject({
-      CF_OAUTH_GITOPS_GIT: "https://git.example.invalid/cf-oauth-gitops.git",
-      CF_OAUTH_GITOPS_COMMIT: "0".repeat(40),
-    });
-    const result = await runPlan({ fake, head: SHA1, workflow });
-    const install = result.step(INSTALL);
-    expect(install.outcome).toBe("failure");
-    expect(install.out).toContain("::error::Set CF_OAUTH_GITOPS_GIT and CF_OAUTH_GITOPS_COMMIT");
-    expect(await readdir(join(result.prefix))).toEqual([]);
-    expect(result.step("Validate").outcome).toBe("skipped");
-    expect(result.step("Plan").outcome).toBe("skipped");
-    expect(result.failed).toBe(true);
-    expect(mine(fake)).toHaveLength(1);
-    const body = mine(fake)[0]?.body ?? "";
-    expect(
-      body.startsWith(
-        `${MARKER}\n> [!WARNING]\n> **The plan for \`${SHA1.slice(0, 12)}\` failed** (install or validate failed;`,
-      ),
-    ).toBe(true);
-    expect(body).toContain("https://github.example/acme/gitops/actions/runs/4242");
-    expect(body).toContain("No plan has succeeded for this pull request yet.");
-    expect(body).not.toContain(GOOD);
-  });
-
-  it(
-    "a failed plan keeps the last good plan in the comment and says, above it, that the new commit failed",
-    { timeout: 300_000 },
-    async () => {
-      const { result: first } = await installedRun();
-      const fake = await fakeGitHub();
-      const good = await runPlan({ fake, head: SHA1, installed: first.prefix });
-      expect(good.failed).toBe(false);
-      const [comment] = mine(fake);
-      const kept = goodPart(comment?.body ?? "");
-      expect(kept).toContain("4 to create");
-
-      const failed = await runPlan({
-        fake,
-        head: SHA2,
-        installed: first.prefix,
-        readToken: "not-a-valid-token",
-      });
-      expect(failed.step("Plan").outputs).toEqual({ exitcode: "1" });
-      expect(failed.step("Comment the plan on the pull request").outcome).toBe("success");
-      expect(failed.step("Comment the plan on the pull request").out).toContain(
-        "::warning::cf-oauth-gitops plan for 222222222222 failed",
-      );
-      expect(failed.step("Fail on an unsafe plan or an error").outcome).toBe("failure");
-      expect(failed.failed).toBe(true);
-      expect(mine(fake)).toHaveLength(1);
-      expect(mine(fake)[0]?.id).toBe(comment?.id);
-      const body = mine(fake)[0]?.body ?? "";
-      expect(body).toContain(`> **The plan for \`${SHA2.slice(0, 12)}\` failed** (plan exited 1;`);
-      expect(body).toContain("The plan below is the last one that succeeded, for an earlier commit");
-      expect(goodPart(body)).toBe(kept);
-
-      // A second failure replaces the notice instead of stacking another; the plan is still the good one.
-      await runPlan({ fake, head: SHA3, installed: first.prefix, readToken: "not-a-valid-token" });
-      const again = mine(fake)[0]?.body ?? "";
-      expect(again.match(/\[!WARNING\]/g)).toHaveLength(1);
-      expect(again).toContain(`The plan for \`${SHA3.slice(0, 12)}\` failed`);
-      expect(goodPart(again)).toBe(kept);
-
-      // The next good plan replaces it all.
-      await runPlan({ fake, head: SHA3, installed: first.prefix });
-      expect(mine(fake)[0]?.body.startsWith(`${MARKER}\n${GOOD}\nPlan for \`${SHA3.slice(0, 12)}\``)).toBe(
-        true,
-      );
-      expect(fake.unexpected).toEqual([]);
-    },
-  );
-
-  it("skips a pull request from a fork with a notice: nothing installed, planned or posted", async () => {
-    for (const headRepo of ["eve/gitops", null]) {
-      const fake = await fakeGitHub();
-      const result = await runPlan({ fake, head: SHA1, headRepo });
-      const origin = result.step("origin");
-      expect(origin.outcome).toBe("success");
-      expect(origin.out).toMatch(
-        /^::notice title=cf-oauth-gitops plan skipped::This pull request comes from /m,
-      );
-      expect(origin.out).toContain(headRepo ?? "a deleted fork");
-      expect(origin.outputs).toEqual({ fork: "true" });
-      expect(result.steps.slice(1).map((s) => s.outcome)).toEqual(result.steps.slice(1).map(() => "skipped"));
-      expect(result.failed).toBe(false);
-      expect(fake.requests).toEqual([]);
-    }
-  });
-
-  it(
-    "updates only the bot's own marked comment: another author's comment with the marker is never edited",
-    { timeout: 300_000 },
-    async () => {
-      const { result: first } = await installedRun();
-      const fake = await fakeGitHub();
-      const forged = fake.seed(
-        "mallory",
-        `${MARKER}\n${GOOD}\nPlan for \`000000000000\` (exit 0):\n\nNo changes.`,
-      );
-      for (let i = 0; i < 120; i++) fake.seed("alice", `comment ${i}`);
-      const own = fake.seed(
-        "github-actions[bot]",
-        `${MARKER}\n${GOOD}\nPlan for \`${SHA1.slice(0, 12)}\` (exit 2):\n\nold`,
-      );
-      const result = await runPlan({ fake, head: SHA2, installed: first.prefix });
-      expect(result.failed).toBe(false);
-      expect(fake.comments).toHaveLength(122);
-      expect(forged.updated).toBe(0);
-      expect(forged.body).toContain("No changes.");
-      expect(own.updated).toBe(1);
-      expect(own.body).toContain(`Plan for \`${SHA2.slice(0, 12)}\``);
-      // Found on the second page of 100: the script paginates.
-      expect(fake.requests.filter((r) => r.method === "GET")).toHaveLength(2);
-      expect(fake.requests.filter((r) => r.method === "PATCH")).toEqual([
-        { method: "PATCH", path: `/repos/${REPOSITORY}/issues/comments/${own.id}` },
-      ]);
-    },
-  );
-});
+// examples/github-actions/plan.yml and the action it uses (action.yml) run in test/ship/github-action.test.ts.
 
 // --- examples/github-actions/apply-on-merge.yml -------------------------------------------------
 
@@ -600,26 +314,32 @@ describe("examples/gitlab-ci/.gitlab-ci.yml", () => {
 // --- the linter itself --------------------------------------------------------------------------
 
 describe("the workflow lint", () => {
-  it("reports unpinned and outdated actions, unknown step references, expressions in run: and bash syntax errors", async () => {
+  it("reports unpinned actions, an action by branch, unknown step references, expressions in run: and bash syntax errors", async () => {
     const text = await readFile(join(ROOT, "examples/github-actions/plan.yml"), "utf8");
     const broken = text
       .replace(/actions\/checkout@\S+ # v7\.0\.1/, "actions/checkout@v4")
-      .replace("node-version: 24", "node-version: 20")
-      .replace("steps.plan.outputs.exitcode }}", "steps.plann.outputs.exitcode }}")
-      .replace(
-        "run: cf-oauth-gitops validate -c cf-oauth-gitops.yaml",
-        "run: cf-oauth-gitops validate -c ${{ github.head_ref }}",
-      )
-      .replace("          code=$?\n", "          code=$(\n")
+      .replace(/cf-oauth-gitops@[0-9a-f]{40}/, "cf-oauth-gitops@main")
+      .replace("if: steps.origin.outputs.fork != 'true'", "if: steps.orign.outputs.fork != 'true'")
+      .replace('echo "fork=true"', 'echo "fork=${{ github.head_ref }}"')
+      .replace("          fi\n", "          fi fi\n")
       .replace("    timeout-minutes: 15\n", "");
     const problems = (await lintWorkflow(broken)).join("\n");
     expect(problems).toContain(
       "actions/checkout@v4, want @3d3c42e5aac5ba805825da76410c181273ba90b1 (v7.0.1)",
     );
-    expect(problems).toContain("node-version 20, want 24");
-    expect(problems).toContain("steps.plann is not an earlier step");
+    expect(problems).toContain("your-org/cf-oauth-gitops@main, want a full commit SHA");
+    expect(problems).toContain("steps.orign is not an earlier step");
     expect(problems).toContain("expression inside run:");
-    expect(problems).toMatch(/\(Plan\): bash -n/);
+    expect(problems).toMatch(/\(Skip pull requests from forks\): bash -n/);
     expect(problems).toContain("jobs.plan: timeout-minutes undefined");
+    const oldNode = (
+      await lintWorkflow(
+        text.replace(
+          "      - name: Plan\n",
+          "      - uses: actions/setup-node@820762786026740c76f36085b0efc47a31fe5020 # v7.0.0\n        with:\n          node-version: 20\n      - name: Plan\n",
+        ),
+      )
+    ).join("\n");
+    expect(oldNode).toContain("node-version 20, want 24");
   });
 });

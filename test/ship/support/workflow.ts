@@ -76,6 +76,8 @@ export interface RunOptions {
   /** The `github` context; `event` is also written to GITHUB_EVENT_PATH. */
   github: Record<string, Value> & { event: Record<string, unknown>; repository: string };
   secrets?: Record<string, string>;
+  /** The `inputs` context: set when the steps are a composite action's (action.yml `runs.steps`). */
+  inputs?: Record<string, string>;
   /** Handlers for `uses:` steps, by action name (`actions/github-script`). */
   actions?: Record<string, ActionHandler>;
   /**
@@ -179,6 +181,7 @@ export async function runJob(workflow: Workflow, jobId: string, options: RunOpti
       secrets: options.secrets ?? {},
       steps,
       runner: { temp: runnerTemp, os: "Linux" },
+      inputs: options.inputs ?? {},
       env: {},
     };
     contexts["env"] = { ...stringMap(workflow.env, contexts, status) };
@@ -245,6 +248,11 @@ export const ACTION_PINS: Record<string, { sha: string; version: string }> = {
   "actions/setup-node": { sha: "820762786026740c76f36085b0efc47a31fe5020", version: "v7.0.0" },
   "actions/github-script": { sha: "3a2844b7e9c422d3c10d287c895573f7108da1b3", version: "v9.0.0" },
 };
+
+/** `./` (the checked-out cf-oauth-gitops repository) or `<owner>/cf-oauth-gitops`: action.yml. */
+export function isOwnAction(action: string): boolean {
+  return action === "./" || /^[\w.-]+\/cf-oauth-gitops$/.test(action);
+}
 
 /** The Node line the workflows and the image use (24, "Krypton", the active LTS line). */
 export const NODE_LINE = 24;
@@ -335,7 +343,11 @@ export async function lintWorkflow(text: string): Promise<string[]> {
       if (step.uses !== undefined) {
         const [action, ref] = step.uses.split("@") as [string, string | undefined];
         const pin = ACTION_PINS[action];
-        if (!pin) problems.push(`${at}: ${action} is not an approved action`);
+        if (isOwnAction(action)) {
+          // cf-oauth-gitops's own action (action.yml): the user's repository or mirror, by full SHA.
+          if (action !== "./" && !/^[0-9a-f]{40}$/.test(ref ?? ""))
+            problems.push(`${at}: ${action}@${ref}, want a full commit SHA`);
+        } else if (!pin) problems.push(`${at}: ${action} is not an approved action`);
         else if (ref !== pin.sha) problems.push(`${at}: ${action}@${ref}, want @${pin.sha} (${pin.version})`);
         const line = lines.find((l) => l.includes(`uses: ${step.uses}`)) ?? "";
         if (pin && !line.trimEnd().endsWith(`# ${pin.version}`))
