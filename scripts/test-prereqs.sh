@@ -4,6 +4,8 @@
 #   age, age-keygen (package age)     the file sink's encryption
 #   git (package git)                 the daemon's git source, the CI kit's install step
 #   curl (package curl)               the CI kit's webhook step
+#   prometheus, promtool (prometheus) the alert rules' checks and unit tests, a real scrape of the daemon
+#   jq (package jq)                   the GitHub Action's comment step (scripts/action/comment.sh)
 # All present: exit 0, silently. Missing, as root on a machine with apt-get: `apt-get update`, then
 # install the missing packages, then check again. Otherwise: stop at once (exit 1), naming the
 # programs and the packages to install; the suite would fail later and less clearly without them.
@@ -13,7 +15,7 @@
 set -euo pipefail
 
 # program:package
-TOOLS=(pass:pass gpg:gnupg age:age age-keygen:age git:git curl:curl)
+TOOLS=(pass:pass gpg:gnupg age:age age-keygen:age git:git curl:curl jq:jq promtool:prometheus prometheus:prometheus)
 
 missing_programs=()
 missing_packages=()

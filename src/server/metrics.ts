@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { ApiResponseInfo } from "../cloudflare/options.js";
-import type { RateBudgetView } from "../cloudflare/rate-budget.js";
+import type { RateBudgetSnapshot, RateBudgetView } from "../cloudflare/rate-budget.js";
 import type { ClientRotationStatus } from "../core/rotation.js";
 import type { DaemonObserver, RunRecord } from "../engine/daemon.js";
 import type { RotateReport } from "../engine/rotate.js";
@@ -44,10 +44,12 @@ export class DaemonMetrics implements DaemonObserver {
   readonly #webhooks: Counter<"result">;
   readonly #lastSuccess: Gauge;
   readonly #lastRunSuccess: Gauge;
+  readonly #lastRunResult: Gauge<"result">;
   readonly #info: Gauge<"revision" | "version" | "mode">;
   readonly #up: Gauge;
   readonly #loop: Gauge<"state">;
   #issuedAt = new Map<string, { account: string; client_name: string; issuedMs: number }>();
+  #policies = new Map<string, { account: string; client_name: string; every: number; grace: number }>();
   #infoLabels: { revision: string; version: string; mode: string };
 
   constructor(options: DaemonMetricsOptions) {
@@ -114,6 +116,31 @@ export class DaemonMetrics implements DaemonObserver {
         }
       },
     });
+    // The policy beside the age, so an alert can compare the two (age > every + grace: overdue).
+    // Only clients whose rotation is scheduled: a `rotation: false` entry has no age limit.
+    const policies = () => this.#policies;
+    new Gauge({
+      name: name("secret_rotation_every_seconds"),
+      help: "The rotation policy's `every` for each client whose rotation is scheduled.",
+      labelNames: ["account", "client_name"],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of policies().values())
+          this.set({ account: p.account, client_name: p.client_name }, p.every);
+      },
+    });
+    new Gauge({
+      name: name("secret_rotation_grace_seconds"),
+      help: "The rotation policy's `grace` for each client whose rotation is scheduled.",
+      labelNames: ["account", "client_name"],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of policies().values())
+          this.set({ account: p.account, client_name: p.client_name }, p.grace);
+      },
+    });
     this.#apiRequests = new Counter({
       name: name("api_requests_total"),
       help: "Cloudflare API attempts by method, route template and status (`error` when no response came).",
@@ -123,10 +150,18 @@ export class DaemonMetrics implements DaemonObserver {
     const budget = options.budget;
     new Gauge({
       name: name("rate_budget_remaining"),
-      help: "Requests left in the API rate-limit window, as the last response said (-1 before the first).",
+      help: "Requests left in the API rate-limit window, as the last response said (-1 before the first; the full quota once that window has reset).",
       registers,
       collect() {
-        this.set(budget?.snapshot().remaining ?? -1);
+        this.set(remainingNow(budget?.snapshot(), now()));
+      },
+    });
+    new Gauge({
+      name: name("rate_budget_quota"),
+      help: "Requests the API allows per rate-limit window, from its `Ratelimit-Policy` header (-1 before the first).",
+      registers,
+      collect() {
+        this.set(budget?.snapshot().quota ?? -1);
       },
     });
     this.#triggers = new Counter({
@@ -155,6 +190,14 @@ export class DaemonMetrics implements DaemonObserver {
       registers,
     });
     this.#lastRunSuccess.set(0);
+    // The last result itself: `invalid` stalls the loop, so no later run moves runs_total to show it.
+    this.#lastRunResult = new Gauge({
+      name: name("last_run_result"),
+      help: "1 for the result of the last finished run, 0 for the others (all 0 before the first).",
+      labelNames: ["result"],
+      registers,
+    });
+    for (const result of RUN_RESULTS) this.#lastRunResult.set({ result }, 0);
     this.#up = new Gauge({
       name: name("ready"),
       help: "1 when /readyz answers 200 (the daemon takes triggers; not the last run's health).",
@@ -213,6 +256,7 @@ export class DaemonMetrics implements DaemonObserver {
     const result = record.result ?? "error";
     this.#runs.inc({ result });
     this.#lastRunSuccess.set(result === "ok" ? 1 : 0);
+    for (const r of RUN_RESULTS) this.#lastRunResult.set({ result: r }, r === result ? 1 : 0);
     this.#duration.observe({ result }, record.duration_seconds ?? 0);
     if (record.apply) {
       for (const kind of CHANGE_KINDS) {
@@ -242,7 +286,19 @@ export class DaemonMetrics implements DaemonObserver {
   rotationStatuses(statuses: readonly ClientRotationStatus[]): void {
     const issued = new Map<string, { account: string; client_name: string; issuedMs: number }>();
     const phases = new Map<string, number>();
+    const policies = new Map<
+      string,
+      { account: string; client_name: string; every: number; grace: number }
+    >();
     for (const s of statuses) {
+      if (s.scheduled) {
+        policies.set(`${s.account_id}/${s.client_id}`, {
+          account: s.account_id,
+          client_name: s.client_name,
+          every: s.policy.every,
+          grace: s.policy.grace,
+        });
+      }
       phases.set(s.phase, (phases.get(s.phase) ?? 0) + 1);
       const ms = s.issued_at ? Date.parse(s.issued_at) : Number.NaN;
       if (!Number.isNaN(ms)) {
@@ -254,6 +310,7 @@ export class DaemonMetrics implements DaemonObserver {
       }
     }
     this.#issuedAt = issued;
+    this.#policies = policies;
     this.#rotationPhase.reset();
     for (const [phase, n] of phases) this.#rotationPhase.set({ phase }, n);
   }
@@ -268,4 +325,15 @@ export class DaemonMetrics implements DaemonObserver {
     this.#infoLabels = { ...this.#infoLabels, revision };
     this.#info.set(this.#infoLabels, 1);
   }
+}
+
+/**
+ * The budget's remainder as of `now`: the full quota once the window the last response described has
+ * reset (the budget itself rolls over only when a request asks, so an idle daemon's last reading
+ * would otherwise keep saying "nearly spent" long after the window ended).
+ */
+function remainingNow(snapshot: RateBudgetSnapshot | undefined, now: number): number {
+  if (!snapshot || snapshot.remaining === null) return -1;
+  if (snapshot.quota !== null && snapshot.resetAt !== null && now >= snapshot.resetAt) return snapshot.quota;
+  return snapshot.remaining;
 }

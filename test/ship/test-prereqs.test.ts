@@ -13,7 +13,7 @@ import { ROOT } from "../helpers/program.js";
  */
 
 const SCRIPT = join(ROOT, "scripts", "test-prereqs.sh");
-const ALL = ["pass", "gpg", "age", "age-keygen", "git", "curl"];
+const ALL = ["pass", "gpg", "age", "age-keygen", "git", "curl", "jq", "promtool", "prometheus"];
 const which = (name: string) =>
   execFileSync("bash", ["-c", `command -v ${name}`], { encoding: "utf8" }).trim();
 const BASH = which("bash");
@@ -55,6 +55,8 @@ async function bin(
               provide("age", ["age", "age-keygen"]),
               provide("git", ["git"]),
               provide("curl", ["curl"]),
+              provide("jq", ["jq"]),
+              provide("prometheus", ["prometheus", "promtool"]),
               `  esac`,
               `done`,
             ]
@@ -86,7 +88,7 @@ describe("scripts/test-prereqs.sh", () => {
   });
 
   it("not root: stops at once, naming the missing programs and the packages, and installs nothing", async () => {
-    const b = await bin(["pass", "gpg", "git", "curl"]);
+    const b = await bin(["pass", "gpg", "git", "curl", "jq", "promtool", "prometheus"]);
     const result = await prereqs(b.dir, 1000);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain("the tests need age age-keygen, not found on PATH (not running as root)");
@@ -98,10 +100,12 @@ describe("scripts/test-prereqs.sh", () => {
     const b = await bin(["git"]);
     const result = await prereqs(b.dir, 0);
     expect(result.code, result.stderr).toBe(0);
-    expect(result.stderr).toContain("installing pass gnupg age curl (for pass gpg age age-keygen curl)");
+    expect(result.stderr).toContain(
+      "installing pass gnupg age curl jq prometheus (for pass gpg age age-keygen curl jq promtool prometheus)",
+    );
     expect(await b.aptCalls()).toEqual([
       "update -qq",
-      "install -y -qq --no-install-recommends pass gnupg age curl",
+      "install -y -qq --no-install-recommends pass gnupg age curl jq prometheus",
     ]);
     // Now everything is there: nothing more to do.
     expect(await prereqs(b.dir, 0)).toEqual({ code: 0, stdout: "", stderr: "" });
@@ -109,14 +113,14 @@ describe("scripts/test-prereqs.sh", () => {
   });
 
   it("root: exits 1 when the packages installed do not provide the programs", async () => {
-    const b = await bin(["pass", "gpg", "git", "curl"], "installs-nothing");
+    const b = await bin(["pass", "gpg", "git", "curl", "jq", "promtool", "prometheus"], "installs-nothing");
     const result = await prereqs(b.dir, 0);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain("still not found after installing: age age-keygen");
   });
 
   it("root without apt-get: stops, naming the packages", async () => {
-    const b = await bin(["pass", "gpg", "age", "age-keygen", "curl"], false);
+    const b = await bin(["pass", "gpg", "age", "age-keygen", "curl", "jq", "promtool", "prometheus"], false);
     const result = await prereqs(b.dir, 0);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain("the tests need git, not found on PATH (apt-get not found)");
