@@ -1,4 +1,5 @@
 import { defineConfig } from "vitest/config";
+import { SlowestFirstSequencer } from "./test/sequencer.js";
 
 // Tests run against real local servers (the emulator) and real processes, so they get generous
 // timeouts; none asserts on wall time.
@@ -13,5 +14,7 @@ export default defineConfig({
     // processes and servers it starts, so a second file in flight fills that wait; no test asserts
     // on wall time, and each waits for what it needs to see rather than for a fixed while.
     maxWorkers: 2,
+    // The slowest files start first: see test/sequencer.ts.
+    sequence: { sequencer: SlowestFirstSequencer },
   },
 });

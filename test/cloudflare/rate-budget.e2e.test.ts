@@ -3,13 +3,13 @@ import { startTestEmulator } from "../helpers/emulator.js";
 import { ACCOUNT, body, stats, writer } from "./support.js";
 
 /**
- * The rate budget against the emulator's real limiter: quota 100 per 10 s, 500 calls from 6 workers
+ * The rate budget against the emulator's real limiter: quota 100 per 4 s, 500 calls from 6 workers
  * sharing one client. Going over would mean 429s (and on the real API a lockout), so the assertion is
- * the emulator's own count of refused requests. Takes about a minute by nature: 5+ windows.
+ * the emulator's own count of refused requests. Takes 5 windows by nature, about 20 s.
  */
 describe("rate budget end to end", () => {
   it("finishes 500 mixed list/get calls at concurrency 6 with zero 429s", { timeout: 180_000 }, async () => {
-    const emu = await startTestEmulator({ rateLimit: { quota: 100, windowSeconds: 10 } });
+    const emu = await startTestEmulator({ rateLimit: { quota: 100, windowSeconds: 4 } });
     const api = writer(emu, { maxAttempts: 1 });
     try {
       const ids: string[] = [];
@@ -32,7 +32,7 @@ describe("rate budget end to end", () => {
       expect(s.by_method["GET"]).toBe(500);
       expect(s.total).toBe(503);
       const snap = api.budget.snapshot();
-      expect(snap).toMatchObject({ quota: 100, window: 10, inFlight: 0 });
+      expect(snap).toMatchObject({ quota: 100, window: 4, inFlight: 0 });
       expect(snap.remaining).toBeGreaterThanOrEqual(0);
     } finally {
       await api.close();
